@@ -1,0 +1,3 @@
+from switch.cli import main
+
+raise SystemExit(main())

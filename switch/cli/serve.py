@@ -1,0 +1,55 @@
+"""``switch serve``: run the POS listeners, the HTTP endpoint and the authorization engine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+from switch.app import run_async, start_switch
+from switch.cli import config_from_args
+from switch.config import SwitchConfig, parse_hostport, with_overrides
+from switch.errors import ConfigError
+from switch.telemetry.logs import configure_logging
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("serve", parents=[common], help="run the switch")
+    p.add_argument("--listen", action="append", default=[], metavar="PROFILE=HOST:PORT",
+                   help="listener for a wire profile (cup, iso87); repeatable; replaces the configured ones")
+    p.add_argument("--http", metavar="HOST:PORT", help="HTTP address for /healthz and /metrics")
+    p.set_defaults(func=run)
+
+
+def apply_serve_flags(cfg: SwitchConfig, args: argparse.Namespace) -> SwitchConfig:
+    if args.listen:
+        listen: dict[str, str] = {}
+        for item in args.listen:
+            profile, sep, addr = item.partition("=")
+            if not sep or profile not in ("cup", "iso87"):
+                raise ConfigError("--listen", "expected PROFILE=HOST:PORT with PROFILE cup or iso87")
+            parse_hostport(addr, "--listen")
+            listen[profile] = addr
+        cfg = with_overrides(cfg, "server", listen=listen)
+    if args.http is not None:
+        if args.http:
+            parse_hostport(args.http, "--http")
+        cfg = with_overrides(cfg, "server", http=args.http)
+    return cfg
+
+
+async def serve(cfg: SwitchConfig) -> int:
+    app = await start_switch(cfg)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await app.stop()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = apply_serve_flags(config_from_args(args), args)
+    configure_logging(cfg.logging.level, file=cfg.logging.file)
+    return run_async(serve(cfg))

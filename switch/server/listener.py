@@ -1,0 +1,119 @@
+"""Listening sockets for the POS profiles, with graceful shutdown (uvicorn's shape).
+
+``start()`` binds every listener (port 0 = ephemeral) and logs one ``listening`` event per socket with the
+bound address; ``serve(shutdown_trigger)`` runs until the trigger completes; ``shutdown(grace)`` stops
+accepting, stops reading new requests, lets in-flight requests answer for up to ``grace`` seconds, cancels
+the rest and closes every socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from switch.iso.profiles import PROFILES
+from switch.server.connection import ConnectionLimits, Handler, PosConnection, ServerState
+from switch.telemetry import logs
+from switch.telemetry.metrics import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSpec:
+    profile: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class BoundAddress:
+    profile: str
+    host: str
+    port: int
+
+
+class SwitchServer:
+    """All POS listeners of one process."""
+
+    def __init__(
+        self,
+        listeners: list[ListenerSpec],
+        handler: Handler,
+        metrics: Metrics,
+        limits: ConnectionLimits,
+        max_inflight: int = 1024,
+        reuse_port: bool = False,
+    ) -> None:
+        for spec in listeners:
+            if spec.profile not in PROFILES:
+                raise ValueError(f"unknown wire profile {spec.profile!r}")
+        self._listeners = listeners
+        self._handler = handler
+        self._reuse_port = reuse_port
+        self.metrics = metrics
+        self.state = ServerState(metrics=metrics, limits=limits, global_slots=asyncio.Semaphore(max_inflight))
+        self._servers: list[asyncio.Server] = []
+        self.addresses: list[BoundAddress] = []
+        self._log = logs.get_logger("switch.server")
+
+    async def start(self) -> list[BoundAddress]:
+        loop = asyncio.get_running_loop()
+        for spec in self._listeners:
+            profile = PROFILES[spec.profile]
+            name = f"{spec.profile}@{spec.host}:{spec.port}"
+
+            def factory(p: object = profile, n: str = name) -> PosConnection:
+                return PosConnection(self._handler, p, n, self.state)  # type: ignore[arg-type]
+
+            server = await loop.create_server(
+                factory, spec.host, spec.port, reuse_address=True, reuse_port=self._reuse_port or None,
+                backlog=1024,
+            )
+            self._servers.append(server)
+            for sock in server.sockets:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                host, port = sock.getsockname()[:2]
+                bound = BoundAddress(spec.profile, host, port)
+                self.addresses.append(bound)
+                self._log.info(logs.LISTENING, profile=spec.profile, host=host, port=port)
+        return self.addresses
+
+    def address(self, profile: str) -> tuple[str, int]:
+        for a in self.addresses:
+            if a.profile == profile:
+                return a.host, a.port
+        raise KeyError(profile)
+
+    async def serve(self, shutdown_trigger: Callable[[], Awaitable[object]], grace_s: float = 10.0) -> None:
+        if not self._servers:
+            await self.start()
+        await shutdown_trigger()
+        await self.shutdown(grace_s)
+
+    async def shutdown(self, grace_s: float = 10.0) -> None:
+        state = self.state
+        state.accepting = False
+        for server in self._servers:
+            server.close()
+        conns = list(state.connections)
+        inflight = sum(len(c._tasks) for c in conns)  # noqa: SLF001 - same package
+        for conn in conns:
+            conn.stop_reading()
+        if conns:
+            waits = [asyncio.ensure_future(c.drained.wait()) for c in conns]
+            _done, pending = await asyncio.wait(waits, timeout=grace_s)
+            for fut in pending:
+                fut.cancel()
+        cancelled = 0
+        for conn in conns:
+            if not conn.drained.is_set():
+                cancelled += len(conn._tasks)  # noqa: SLF001
+                conn.cancel_inflight()
+            conn.close("shutdown")
+        if conns:
+            await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in conns], timeout=2.0)
+        for server in self._servers:
+            await server.wait_closed()
+        self._log.info(logs.SHUTDOWN, component="pos", connections=len(conns), inflight=inflight,
+                       cancelled=cancelled)
