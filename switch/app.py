@@ -39,8 +39,7 @@ def format_error_reply(body: bytes, info: ConnectionInfo, exc: CodecError) -> by
             header = CupHeader.parse(body[5:11])
         except Exception:
             raise CloseConnection("undecodable") from None
-    request = IsoMessage(mti=partial["t"], fields={k: partial[k] for k in ("11", "41", "42")},
-                         tpdu=tpdu, header=header)
+    request = IsoMessage(mti=partial["t"], fields={k: partial[k] for k in ("11", "41", "42")}, tpdu=tpdu, header=header)
     try:
         reply = reply_to(request)
     except Exception:
@@ -84,9 +83,19 @@ class BasicHandler:
         latency = time.perf_counter() - t0
         self._metrics.requests.inc(mti=mti or "?", rc=rc.value)
         self._metrics.latency.observe(latency)
-        self._log.info(logs.TXN, mti=mti, txn_type="unknown", tid=fields.get("41"), mid=fields.get("42"),
-                       stan=fields.get("11"), pan=mask_pan(fields.get("2")), amount=fields.get("4"), rc=rc.value,
-                       latency_ms=round(latency * 1000, 3), peer=info.peer)
+        self._log.info(
+            logs.TXN,
+            mti=mti,
+            txn_type="unknown",
+            tid=fields.get("41"),
+            mid=fields.get("42"),
+            stan=fields.get("11"),
+            pan=mask_pan(fields.get("2")),
+            amount=fields.get("4"),
+            rc=rc.value,
+            latency_ms=round(latency * 1000, 3),
+            peer=info.peer,
+        )
 
 
 @dataclass
@@ -108,14 +117,14 @@ class SwitchApp:
                 await close()
 
 
-async def build_handler(config: SwitchConfig, metrics: Metrics, closers: list[Callable[[], Awaitable[Any]]]
-                        ) -> Handler:
+async def build_handler(config: SwitchConfig, metrics: Metrics, closers: list[Callable[[], Awaitable[Any]]]) -> Handler:
     """The application behind the sockets: the authorization pipeline when available, else the basic one."""
     try:
         from switch.pipeline.factory import build_pipeline_handler
     except ImportError:
         return BasicHandler(metrics)
-    return await build_pipeline_handler(config, metrics, closers)
+    handler: Handler = await build_pipeline_handler(config, metrics, closers)
+    return handler
 
 
 async def start_switch(config: SwitchConfig, handler: Handler | None = None) -> SwitchApp:
@@ -126,16 +135,20 @@ async def start_switch(config: SwitchConfig, handler: Handler | None = None) -> 
         handler = await build_handler(config, metrics, closers)
     srv = config.server
     limits = ConnectionLimits(
-        idle_timeout_s=srv.idle_timeout_s, max_frame_bytes=srv.max_frame_bytes,
-        max_inflight_per_connection=srv.max_inflight_per_connection, write_timeout_s=srv.write_timeout_s,
-        max_connections=srv.max_connections, max_connections_per_ip=srv.max_connections_per_ip,
+        idle_timeout_s=srv.idle_timeout_s,
+        max_frame_bytes=srv.max_frame_bytes,
+        max_inflight_per_connection=srv.max_inflight_per_connection,
+        write_timeout_s=srv.write_timeout_s,
+        max_connections=srv.max_connections,
+        max_connections_per_ip=srv.max_connections_per_ip,
     )
     listeners = []
     for profile, addr in srv.listen.items():
         host, port = parse_hostport(addr, f"server.listen.{profile}")
         listeners.append(ListenerSpec(profile, host, port))
-    server = SwitchServer(listeners, handler, metrics, limits, max_inflight=srv.max_inflight,
-                          reuse_port=srv.workers > 1)
+    server = SwitchServer(
+        listeners, handler, metrics, limits, max_inflight=srv.max_inflight, reuse_port=srv.workers > 1
+    )
     await server.start()
     http = None
     if srv.http:

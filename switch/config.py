@@ -49,9 +49,7 @@ def parse_window(value: str, key: str) -> tuple[time, time]:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     #: profile name -> HOST:PORT. Both profiles listen by default.
-    listen: dict[str, str] = field(
-        default_factory=lambda: {"cup": "127.0.0.1:8583", "iso87": "127.0.0.1:8584"}
-    )
+    listen: dict[str, str] = field(default_factory=lambda: {"cup": "127.0.0.1:8583", "iso87": "127.0.0.1:8584"})
     http: str = "127.0.0.1:9108"
     idle_timeout_s: float = 60.0
     max_frame_bytes: int = 2048

@@ -53,7 +53,7 @@ class RC(StrEnum):
     def describe(cls, code: str) -> tuple[str, str]:
         """Receipt texts for any code, including ones the program never sends."""
         try:
-            member = cls(code)
+            member = cls(code)  # type: ignore[call-arg]  # lookup by value, not construction
         except ValueError:
             return ("Unknown response code", "未知应答码")
         return member.meaning_en, member.meaning_zh

@@ -17,7 +17,16 @@ from switch.errors import ConfigError, HandledError, UsageError
 
 #: subcommand modules, in the order ``--help`` lists them; a module not written yet is skipped
 SUBCOMMAND_MODULES = (
-    "serve", "db", "provision", "cards", "topup", "day", "clearing", "rebates", "notify", "report",
+    "serve",
+    "db",
+    "provision",
+    "cards",
+    "topup",
+    "day",
+    "clearing",
+    "rebates",
+    "notify",
+    "report",
 )
 
 DEFAULT_CONFIG = "config/switch.toml"

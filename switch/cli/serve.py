@@ -15,8 +15,13 @@ from switch.telemetry.logs import configure_logging
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("serve", parents=[common], help="run the switch")
-    p.add_argument("--listen", action="append", default=[], metavar="PROFILE=HOST:PORT",
-                   help="listener for a wire profile (cup, iso87); repeatable; replaces the configured ones")
+    p.add_argument(
+        "--listen",
+        action="append",
+        default=[],
+        metavar="PROFILE=HOST:PORT",
+        help="listener for a wire profile (cup, iso87); repeatable; replaces the configured ones",
+    )
     p.add_argument("--http", metavar="HOST:PORT", help="HTTP address for /healthz and /metrics")
     p.set_defaults(func=run)
 

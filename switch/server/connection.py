@@ -16,11 +16,12 @@ Close reasons (``conn_close`` event, ``switch_connections_closed_total{reason}``
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from switch.iso.framing import FrameDecoder, FrameError, encode_frame
 from switch.iso.profiles import WireProfile
@@ -40,7 +41,7 @@ class ConnectionInfo:
     listener: str
 
 
-class CloseConnection(Exception):  # noqa: N818 - a signal, not an error
+class CloseConnection(Exception):
     """Raised by a handler for a frame that cannot be answered at all: the connection is closed."""
 
     def __init__(self, reason: str) -> None:
@@ -89,6 +90,8 @@ class PosConnection(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused_reading = False
+        self._stopped = False
+        self._pending: collections.deque[bytes] = collections.deque()
         self._write_paused_since: float | None = None
         self._last_activity = time.monotonic()
         self._idle_handle: asyncio.TimerHandle | None = None
@@ -105,7 +108,8 @@ class PosConnection(asyncio.Protocol):
 
     # -- asyncio callbacks -------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # uvloop's transports implement the Transport interface without subclassing it
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         peername: Any = transport.get_extra_info("peername")
         if isinstance(peername, tuple) and len(peername) >= 2:
@@ -151,7 +155,7 @@ class PosConnection(asyncio.Protocol):
     def eof_received(self) -> bool:
         # Half-close from the terminal (request sent, then SHUT_WR): answer what is in flight, then close.
         self._eof = True
-        if not self._tasks:
+        if not self._tasks and not self._pending:
             self.close("peer_closed")
         return True
 
@@ -168,22 +172,29 @@ class PosConnection(asyncio.Protocol):
 
     # -- requests ----------------------------------------------------------------------------------
     def _start_request(self, body: bytes) -> None:
+        cap = self._limits.max_inflight_per_connection
+        if len(self._tasks) >= cap:
+            # Over the per-connection cap: hold the frame and stop reading (TCP back-pressure).
+            self._pending.append(body)
+            if not self._paused_reading and self._transport is not None:
+                self._paused_reading = True
+                self._transport.pause_reading()
+            return
         task = asyncio.get_running_loop().create_task(self._run_request(body))
         self._tasks.add(task)
         self.drained.clear()
         task.add_done_callback(self._request_done)
-        if len(self._tasks) >= self._limits.max_inflight_per_connection and not self._paused_reading:
-            self._paused_reading = True
-            assert self._transport is not None
-            self._transport.pause_reading()
 
     def _request_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if self._paused_reading and len(self._tasks) < self._limits.max_inflight_per_connection:
+        cap = self._limits.max_inflight_per_connection
+        while self._pending and len(self._tasks) < cap and not self._closing:
+            self._start_request(self._pending.popleft())
+        if self._paused_reading and not self._pending and not self._stopped and len(self._tasks) < cap:
             self._paused_reading = False
             if self._transport is not None and not self._closing:
                 self._transport.resume_reading()
-        if not self._tasks:
+        if not self._tasks and not self._pending:
             self.drained.set()
             if self._eof and not self._closing:
                 self.close("peer_closed")
@@ -196,8 +207,7 @@ class PosConnection(asyncio.Protocol):
                 reply = await self._handler(body, self.info)
             except CloseConnection as exc:
                 self._state.metrics.frame_errors.inc(reason=exc.reason)
-                self._log.warning(logs.FRAME_ERROR, peer=self.info.peer, profile=self._profile.name,
-                                  reason=exc.reason)
+                self._log.warning(logs.FRAME_ERROR, peer=self.info.peer, profile=self._profile.name, reason=exc.reason)
                 self.close("undecodable", graceful=True)
                 return
             except asyncio.CancelledError:
@@ -250,11 +260,13 @@ class PosConnection(asyncio.Protocol):
 
     def stop_reading(self) -> None:
         """Shutdown step 1: take no new requests from this socket."""
+        self._stopped = True
         if self._transport is not None and not self._closing and not self._paused_reading:
             self._paused_reading = True
             self._transport.pause_reading()
 
     def cancel_inflight(self) -> None:
+        self._pending.clear()
         for task in list(self._tasks):
             task.cancel()
 
@@ -274,8 +286,13 @@ class PosConnection(asyncio.Protocol):
                 state.per_ip[self._ip] = left
             state.metrics.connections_open.dec()
             state.metrics.connections_closed.inc(reason=self._close_reason)
-            self._log.info(logs.CONN_CLOSE, peer=self.info.peer, profile=self._profile.name,
-                           conn=self.info.conn_id, reason=self._close_reason)
+            self._log.info(
+                logs.CONN_CLOSE,
+                peer=self.info.peer,
+                profile=self._profile.name,
+                conn=self.info.conn_id,
+                reason=self._close_reason,
+            )
         self.closed.set()
 
 

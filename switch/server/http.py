@@ -22,8 +22,7 @@ class HttpEndpoint:
         self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
         sock = self._server.sockets[0]
         self.address = sock.getsockname()[:2]
-        logs.get_logger("switch.http").info(logs.LISTENING, profile="http", host=self.address[0],
-                                            port=self.address[1])
+        logs.get_logger("switch.http").info(logs.LISTENING, profile="http", host=self.address[0], port=self.address[1])
         return self.address
 
     async def close(self) -> None:
@@ -49,12 +48,13 @@ class HttpEndpoint:
                 ctype, body = "application/json", json.dumps(health).encode()
             else:
                 status, ctype, body = "404 Not Found", "text/plain", b"not found\n"
-            head_out = (f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
-                        "Connection: close\r\n\r\n").encode()
+            head_out = (
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n"
+            ).encode()
             writer.write(head_out if method == "HEAD" else head_out + body)
             await writer.drain()
-        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError,
-                ConnectionError):
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, ConnectionError):
             pass
         finally:
             writer.close()

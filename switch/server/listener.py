@@ -67,7 +67,11 @@ class SwitchServer:
                 return PosConnection(self._handler, p, n, self.state)  # type: ignore[arg-type]
 
             server = await loop.create_server(
-                factory, spec.host, spec.port, reuse_address=True, reuse_port=self._reuse_port or None,
+                factory,
+                spec.host,
+                spec.port,
+                reuse_address=True,
+                reuse_port=self._reuse_port or None,
                 backlog=1024,
             )
             self._servers.append(server)
@@ -97,7 +101,7 @@ class SwitchServer:
         for server in self._servers:
             server.close()
         conns = list(state.connections)
-        inflight = sum(len(c._tasks) for c in conns)  # noqa: SLF001 - same package
+        inflight = sum(len(c._tasks) for c in conns)
         for conn in conns:
             conn.stop_reading()
         if conns:
@@ -108,12 +112,11 @@ class SwitchServer:
         cancelled = 0
         for conn in conns:
             if not conn.drained.is_set():
-                cancelled += len(conn._tasks)  # noqa: SLF001
+                cancelled += len(conn._tasks)
                 conn.cancel_inflight()
             conn.close("shutdown")
         if conns:
             await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in conns], timeout=2.0)
         for server in self._servers:
             await server.wait_closed()
-        self._log.info(logs.SHUTDOWN, component="pos", connections=len(conns), inflight=inflight,
-                       cancelled=cancelled)
+        self._log.info(logs.SHUTDOWN, component="pos", connections=len(conns), inflight=inflight, cancelled=cancelled)

@@ -22,8 +22,15 @@ def known_secrets() -> frozenset[str]:
     path = SHARED / "vectors" / "spec_examples.json"
     if path.exists():
         ex = json.loads(path.read_text())
-        for k in ("tmk_clear", "pik_clear", "mak_clear", "tdk_clear", "pinblock_iso0_clear",
-                  "pinblock_iso0_under_pik", "pvk"):
+        for k in (
+            "tmk_clear",
+            "pik_clear",
+            "mak_clear",
+            "tdk_clear",
+            "pinblock_iso0_clear",
+            "pinblock_iso0_under_pik",
+            "pvk",
+        ):
             if k in ex:
                 out.add(str(ex[k]).upper())
     return frozenset(out)

@@ -1,0 +1,75 @@
+"""`switch serve` as a real process: listening lines with bound ports, echo over TCP, SIGTERM → exit 0."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.server.wire import echo_request, read_reply
+from tests.support.secrets import find_secrets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def read_listening(proc: subprocess.Popen[bytes], count: int, timeout: float = 20.0) -> list[dict[str, object]]:
+    assert proc.stdout is not None
+    loop = asyncio.get_running_loop()
+    found: list[dict[str, object]] = []
+    deadline = loop.time() + timeout
+    while len(found) < count:
+        line = await asyncio.wait_for(loop.run_in_executor(None, proc.stdout.readline), deadline - loop.time())
+        if not line:
+            raise AssertionError("process exited before listening")
+        event = json.loads(line)
+        if event.get("event") == "listening":
+            found.append(event)
+    return found
+
+
+async def test_serve_logs_bound_addresses_answers_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "switch",
+            "serve",
+            "--listen",
+            "cup=127.0.0.1:0",
+            "--listen",
+            "iso87=127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--db",
+            f"sqlite:///{tmp_path}/s.db",
+            "--hsm",
+            "127.0.0.1:1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        events = await read_listening(proc, 3)
+        by_profile = {e["profile"]: e for e in events}
+        assert set(by_profile) == {"cup", "iso87", "http"}
+        assert all(int(e["port"]) > 0 and e["host"] == "127.0.0.1" for e in events)  # type: ignore[call-overload]
+        for profile in ("cup", "iso87"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", by_profile[profile]["port"])
+            writer.write(echo_request("000001", profile))
+            reply = await read_reply(reader, profile)
+            assert reply.fields["39"] == "00"
+            writer.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
+    assert any(e["event"] == "shutdown" for e in lines)
+    assert not find_secrets(out.decode() + err.decode())
