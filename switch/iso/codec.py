@@ -13,11 +13,12 @@ Decoding (:func:`decode_message`) takes a frame body (without the 2-byte length)
   pad nibbles must be the spec's pad digit; text must decode; numeric/track/hex-text checks of the profile;
 - no bytes after the last field.
 
-Errors are :class:`CodecError` and nothing else. Its text names the field and byte position, never a value.
-Its ``partial`` holds whatever of the MTI (``"t"``), 11, 41 and 42 could be read: after a *content* error
-(bad digit, bad pad, bad text) decoding carries on to the end of the message, so those are usually there;
-after a *structural* error (bad or oversize length, truncation, undefined field) only the fields before
-the error are known.
+Errors are :class:`CodecError` and nothing else. Its text names the field and byte position (offset in the
+body, counted from the first TPDU byte on cup), never a value; when a message has several problems the
+first one is reported. Its ``partial`` holds whatever of the MTI (``"t"``), 11, 41 and 42 could be read:
+after a *content* error (bad digit, bad pad, bad text) decoding carries on to the end of the message, so
+those are usually there; after a *structural* error (bad or oversize length, truncation, undefined field)
+only the fields before the error are known.
 
 ``mac_data`` of a decoded message is the MAB of SPEC §3: the bytes from the first byte of the MTI up to the
 start of field 64 (``b""`` when field 64 is absent). :func:`mac_block` computes the same for an encoded
@@ -49,6 +50,7 @@ from switch.iso.tpdu import TPDU_LEN, Tpdu
 __all__ = [
     "ECHOED_FIELDS",
     "MAC_LEN",
+    "PARTIAL_FIELDS",
     "CodecError",
     "decode_message",
     "encode_message",
@@ -80,7 +82,8 @@ class CodecError(ValueError):
     Attributes:
 
     - ``field``: ``"t"``, ``"p"``, ``"1"``, ``"2"``..``"128"``, ``"tpdu"``, ``"header"`` or ``"?"``;
-    - ``pos``: byte offset in the body where the field starts (-1 when not applicable, e.g. on encode);
+    - ``pos``: byte offset in the body (TPDU included) where the field starts; -1 when not applicable
+      (encoding);
     - ``reason``: fixed text, never a value;
     - ``partial``: the MTI as ``"t"``, and 11, 41, 42 when they could be read.
     """
@@ -191,62 +194,68 @@ def _decode(body: bytes, profile: WireProfile) -> IsoMessage:
                 pos += 8 if lay.secondary_binary else 16
                 numbers += [64 + i * 8 + b for i, byte in enumerate(secondary) if byte for b in _BITS[byte]]
 
-        table = lay.fields
         mac_start = -1
         key = "p"
+        plans = lay.plans
+        nplans = len(plans)
         for number in numbers:
-            f = table[number] if number < len(table) else None
-            key = str(number)
-            if f is None:
+            plan = plans[number] if number < nplans else None
+            if plan is None:
+                key = str(number)
                 raise CodecError(key, pos, "field not defined in this profile", _partial(mti, fields))
+            key, len_type, len_kind, len_codec, max_len, nibbles, binary, codec, pad_side, pad, check = plan
             field_start = pos
-            len_type = f.len_type
             if len_type:
                 end = pos + len_type
                 if end > n:
                     raise CodecError(key, pos, "length prefix truncated", _partial(mti, fields))
                 raw_len = body[pos:end]
-                if f.len_kind == LEN_BCD:
+                if len_kind == LEN_BCD:
                     digits = raw_len.hex()
                     if not digits.isdigit():
                         raise CodecError(key, pos, "length prefix is not BCD", _partial(mti, fields))
                     length = int(digits)
-                elif f.len_kind == LEN_TEXT:
-                    length = _text_length(raw_len, f)
+                elif len_kind == LEN_TEXT:
+                    length = _text_length(raw_len, len_codec)
                     if length < 0:
                         raise CodecError(key, pos, "length prefix is not numeric", _partial(mti, fields))
                 else:
                     length = int.from_bytes(raw_len, "big")
-                if length > f.max_len:
+                if length > max_len:
                     raise CodecError(key, pos, "length exceeds the field maximum", _partial(mti, fields))
                 pos = end
             else:
-                length = f.max_len
-            end = pos + ((length + 1) >> 1 if f.nibbles else length)
+                length = max_len
+            end = pos + ((length + 1) >> 1 if nibbles else length)
             if end > n:
                 raise CodecError(key, pos, "field data truncated", _partial(mti, fields))
-            chunk = body[pos:end]
             value: str | None
             reason = "invalid content"
-            if f.binary:
-                value = chunk.hex().upper()
-                if f.nibbles and length & 1:
-                    if f.pad_side == "R":
-                        value = value[:-1] if value[-1] == f.pad_char else None
+            if binary:
+                value = body[pos:end].hex()
+                if nibbles and length & 1:
+                    if pad_side == "R":
+                        value = value[:-1] if value[-1] == pad else None
                     else:
-                        value = value[1:] if value[0] == f.pad_char else None
+                        value = value[1:] if value[0] == pad else None
                     if value is None:
                         reason = "invalid pad nibble"
+                if value is not None and check != CHECK_DIGITS:
+                    value = value.upper()
             else:
                 try:
-                    value = chunk.decode(f.data_codec)
+                    value = body[pos:end].decode(codec)
                 except (UnicodeDecodeError, ValueError):
                     value = None
                     reason = "invalid text"
-            if value is not None and f.check != CHECK_NONE:
-                value = _check_value(value, f.check)
+            if check and value is not None:
+                if check == CHECK_DIGITS:
+                    if value and not (value.isascii() and value.isdigit()):
+                        value = None
+                else:
+                    value = _check_value(value, check)
                 if value is None:
-                    reason = _CHECK_REASON[f.check]
+                    reason = _CHECK_REASON[check]
             if value is None:
                 if content_error is None:
                     content_error = (key, field_start, reason)
@@ -283,12 +292,12 @@ _CHECK_REASON = {
 }
 
 
-def _text_length(raw_len: bytes, f: FieldLayout) -> int:
+def _text_length(raw_len: bytes, codec: str) -> int:
     """Decode a text length prefix; -1 unless it is all ASCII digits (``int()`` alone accepts ``" 1"``)."""
-    if f.len_codec == "ascii":
+    if codec == "ascii":
         return int(raw_len) if raw_len.isdigit() else -1
     try:
-        text = raw_len.decode(f.len_codec)
+        text = raw_len.decode(codec)
     except (UnicodeDecodeError, ValueError):
         return -1
     return int(text) if len(text) == len(raw_len) and text.isascii() and text.isdigit() else -1

@@ -29,6 +29,7 @@ __all__ = [
     "LEN_BIN",
     "LEN_TEXT",
     "FieldLayout",
+    "FieldPlan",
     "MessageLayout",
     "compile_spec",
 ]
@@ -73,6 +74,16 @@ class FieldLayout:
         return self.len_type == 0
 
 
+#: the decoder's flat view of a field, unpacked in one step on the hot path:
+#: (key, len_type, len_kind, len_codec, max_len, nibbles, binary, data_codec, pad_side, pad_char_lower, check)
+FieldPlan = tuple[str, int, int, str, int, bool, bool, str, str, str, int]
+
+
+def _plan(f: FieldLayout) -> FieldPlan:
+    return (f.key, f.len_type, f.len_kind, f.len_codec, f.max_len, f.nibbles, f.binary, f.data_codec,
+            f.pad_side, f.pad_char.lower(), f.check)
+
+
 @dataclass(frozen=True, slots=True)
 class MessageLayout:
     """A compiled spec: MTI and bitmap encodings plus a descriptor per data element (index = number)."""
@@ -84,6 +95,8 @@ class MessageLayout:
     secondary_binary: bool
     secondary_codec: str
     fields: tuple[FieldLayout | None, ...]
+    #: ``fields`` as :data:`FieldPlan` tuples (same indexes)
+    plans: tuple[FieldPlan | None, ...]
 
 
 def _text_codec(value: Any, where: str) -> str:
@@ -199,4 +212,5 @@ def compile_spec(
         secondary_binary=secondary_binary,
         secondary_codec=secondary_codec,
         fields=tuple(table),
+        plans=tuple(None if f is None else _plan(f) for f in table),
     )
