@@ -127,7 +127,7 @@ async def build_handler(config: SwitchConfig, metrics: Metrics, closers: list[Ca
     return handler
 
 
-async def start_switch(config: SwitchConfig, handler: Handler | None = None) -> SwitchApp:
+async def start_switch(config: SwitchConfig, handler: Handler | None = None, reuse_port: bool = False) -> SwitchApp:
     """Build and start everything; the caller awaits its shutdown trigger then ``app.stop()``."""
     metrics = Metrics()
     closers: list[Callable[[], Awaitable[Any]]] = []
@@ -146,9 +146,7 @@ async def start_switch(config: SwitchConfig, handler: Handler | None = None) -> 
     for profile, addr in srv.listen.items():
         host, port = parse_hostport(addr, f"server.listen.{profile}")
         listeners.append(ListenerSpec(profile, host, port))
-    server = SwitchServer(
-        listeners, handler, metrics, limits, max_inflight=srv.max_inflight, reuse_port=srv.workers > 1
-    )
+    server = SwitchServer(listeners, handler, metrics, limits, max_inflight=srv.max_inflight, reuse_port=reuse_port)
     await server.start()
     http = None
     if srv.http:

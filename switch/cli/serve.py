@@ -23,6 +23,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
         help="listener for a wire profile (cup, iso87); repeatable; replaces the configured ones",
     )
     p.add_argument("--http", metavar="HOST:PORT", help="HTTP address for /healthz and /metrics")
+    p.add_argument("--workers", type=int, metavar="N", help="processes sharing the ports (SO_REUSEPORT)")
+    # set by the --workers supervisor on its children: bind with SO_REUSEPORT
+    p.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -43,8 +46,8 @@ def apply_serve_flags(cfg: SwitchConfig, args: argparse.Namespace) -> SwitchConf
     return cfg
 
 
-async def serve(cfg: SwitchConfig) -> int:
-    app = await start_switch(cfg)
+async def serve(cfg: SwitchConfig, reuse_port: bool = False) -> int:
+    app = await start_switch(cfg, reuse_port=reuse_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -56,5 +59,17 @@ async def serve(cfg: SwitchConfig) -> int:
 
 def run(args: argparse.Namespace) -> int:
     cfg = apply_serve_flags(config_from_args(args), args)
+    if args.workers is not None:
+        if args.workers < 1:
+            raise ConfigError("--workers", "must be at least 1")
+        cfg = with_overrides(cfg, "server", workers=args.workers)
+    if cfg.server.workers > 1:
+        from switch.server.workers import run_workers
+
+        base: list[str] = []
+        for flag in ("config", "db", "hsm"):
+            if getattr(args, flag):
+                base += [f"--{flag}", getattr(args, flag)]
+        return run_workers(cfg, base)
     configure_logging(cfg.logging.level, file=cfg.logging.file)
-    return run_async(serve(cfg))
+    return run_async(serve(cfg, reuse_port=args.reuse_port))

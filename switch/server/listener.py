@@ -9,6 +9,7 @@ the rest and closes every socket.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class SwitchServer:
                 host, port = sock.getsockname()[:2]
                 bound = BoundAddress(spec.profile, host, port)
                 self.addresses.append(bound)
-                self._log.info(logs.LISTENING, profile=spec.profile, host=host, port=port)
+                self._log.info(logs.LISTENING, profile=spec.profile, host=host, port=port, pid=os.getpid())
         return self.addresses
 
     def address(self, profile: str) -> tuple[str, int]:

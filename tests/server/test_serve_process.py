@@ -73,3 +73,27 @@ async def test_serve_logs_bound_addresses_answers_and_stops_on_sigterm(tmp_path:
     lines = [json.loads(x) for x in out.decode().splitlines() if x.strip()]
     assert any(e["event"] == "shutdown" for e in lines)
     assert not find_secrets(out.decode() + err.decode())
+
+
+async def test_workers_share_the_port_and_stop_together() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switch", "serve", "--workers", "2", "--listen", "cup=127.0.0.1:0", "--http", ""],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        events = await read_listening(proc, 2)
+        assert len({e["port"] for e in events}) == 1 and len({e["pid"] for e in events}) == 2
+        port = int(events[0]["port"])  # type: ignore[call-overload]
+        for i in range(1, 21):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(echo_request(f"{i:06d}"))
+            assert (await read_reply(reader)).fields["11"] == f"{i:06d}"
+            writer.close()
+            await writer.wait_closed()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
