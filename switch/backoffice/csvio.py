@@ -191,7 +191,7 @@ class AtomicCsvWriter:
         directory.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         os.fchmod(fd, self.mode)
-        self._fh = open(fd, "w", encoding="utf-8", newline="")  # noqa: SIM115 - closed in __exit__
+        self._fh = open(fd, "w", encoding="utf-8", newline="")
         self._csv = _CsvOut(self._fh)
         self._csv.row(self.header)
         return self

@@ -39,6 +39,4 @@ def render_sms(kind: NoticeKind | str, last4: str, local_time: datetime, amount_
     if len(last4) != 4 or not last4.isdigit():
         raise ValueError("last4 must be the last four PAN digits")
     when = f"{local_time.month:02d}月{local_time.day:02d}日{local_time.hour:02d}:{local_time.minute:02d}"
-    return (
-        f"您尾号{last4}的{CARD_NAME}{when}{verb}{format_yuan(amount_fen)}元，余额{format_yuan(balance_fen)}元。"
-    )
+    return f"您尾号{last4}的{CARD_NAME}{when}{verb}{format_yuan(amount_fen)}元，余额{format_yuan(balance_fen)}元。"

@@ -1,0 +1,101 @@
+"""The engine's ports (:mod:`switch.pipeline.ports`) over the real services, plus what the engine adds on top:
+HSM and ledger latency metrics, and a small reference-data cache.
+
+- :class:`HsmAdapter` over :class:`switch.hsm.client.HsmClient`;
+- :class:`LedgerAdapter` over the ``switch.ledger`` store;
+- :func:`open_services` builds both (and the clock) from a :class:`SwitchConfig` for
+  :func:`switch.pipeline.factory.build_pipeline_handler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from switch.config import SwitchConfig
+from switch.pipeline.deps import Deps
+from switch.pipeline.ports import PinBlockError, WorkingKeys
+from switch.telemetry.metrics import Metrics
+
+_perf = time.perf_counter
+
+#: payShield error codes meaning "the PIN block cannot be used" (RC 99 rather than 96)
+PIN_BLOCK_ERRORS = frozenset({"20", "23", "24"})
+
+
+class HsmAdapter:
+    """HSM commands the engine uses, timed into ``switch_hsm_latency_seconds{command}``."""
+
+    def __init__(self, client: Any, metrics: Metrics, hsm_error: type[BaseException]) -> None:
+        self._c = client
+        self._latency = metrics.hsm_latency
+        self._errors = metrics.hsm_errors
+        self._hsm_error = hsm_error
+
+    async def _timed(self, command: str, aw: Awaitable[Any]) -> Any:
+        t = _perf()
+        try:
+            return await aw
+        except BaseException as exc:
+            self._errors.inc(command=command, kind=type(exc).__name__)
+            raise
+        finally:
+            self._latency.observe(_perf() - t, command=command)
+
+    async def verify_mac(self, mak_lmk: str, data: bytes, mac: bytes) -> bool:
+        ok: bool = await self._timed("M8", self._c.verify_mac(mak_lmk, data, mac))
+        return ok
+
+    async def generate_mac(self, mak_lmk: str, data: bytes) -> bytes:
+        mac: bytes = await self._timed("M6", self._c.generate_mac(mak_lmk, data))
+        return mac
+
+    def _pin_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._hsm_error) and str(getattr(exc, "code", "")) in PIN_BLOCK_ERRORS
+
+    async def verify_pin(self, pik_lmk: str, pin_block: str, pan: str, offset: str, pvk: str) -> bool:
+        try:
+            ok: bool = await self._timed("DA", self._c.verify_pin_ibm(pik_lmk, pvk, pin_block, pan, offset))
+        except Exception as exc:
+            if self._pin_error(exc):
+                raise PinBlockError("PIN block") from None
+            raise
+        return ok
+
+    async def change_pin(
+        self, pik_lmk: str, pin_block: str, new_pin_block: str, pan: str, offset: str, pvk: str
+    ) -> str | None:
+        try:
+            new_offset: str | None = await self._timed(
+                "DU", self._c.pin_change_ibm(pik_lmk, pvk, pin_block, new_pin_block, pan, offset)
+            )
+        except Exception as exc:
+            if self._pin_error(exc):
+                raise PinBlockError("PIN block") from None
+            raise
+        return new_offset
+
+    async def working_keys(self, tmk_lmk: str, with_tdk: bool) -> WorkingKeys:
+        gen = self._c.generate_key_under_tmk
+        jobs = [
+            self._timed("A0", gen("TPK", "U", tmk_lmk)),
+            self._timed("A0", gen("TAK", "Z", tmk_lmk)),
+        ]
+        if with_tdk:
+            jobs.append(self._timed("A0", gen("TDK", "U", tmk_lmk)))
+        keys = await asyncio.gather(*jobs)
+        pik, mak = keys[0], keys[1]
+        tdk = keys[2] if with_tdk else None
+        return WorkingKeys(
+            pik.key_lmk, bytes.fromhex(pik.key_tmk), bytes.fromhex(pik.kcv)[:4],
+            mak.key_lmk, bytes.fromhex(mak.key_tmk), bytes.fromhex(mak.kcv)[:4],
+            tdk.key_lmk if tdk else "", bytes.fromhex(tdk.key_tmk) if tdk else b"",
+            bytes.fromhex(tdk.kcv)[:4] if tdk else b"",
+        )
+
+
+async def open_services(config: SwitchConfig, metrics: Metrics, closers: list[Callable[[], Awaitable[Any]]]) -> Deps:
+    """Open the ledger store and the HSM client configured in ``config``; register their closers."""
+    raise NotImplementedError("waiting for switch.ledger and switch.hsm")

@@ -1,0 +1,90 @@
+"""Rule 3: working keys and the request MAC (``A0``).
+
+No valid working keys (never signed on, keys rotated, or invalidated after ``mac_max_failures``
+consecutive MAC failures) → ``A0`` and the header asks for a new sign-on. Otherwise the MAC is verified in
+the HSM *concurrently* with the next rules (type, duplicate, card, PIN verification): every step with a
+durable side effect (PIN try counter, ledger) first passes :func:`mac_gate`, and a decline decided
+meanwhile waits for the verdict in the manager, so the answer is exactly as if rule 3 had run to the end
+first. A wrong or absent MAC counts a consecutive failure on the terminal; the ``mac_max_failures``-th
+also sets header processing requirement ``3`` (and the ledger drops the keys).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from switch.pipeline.context import TxnContext
+from switch.pipeline.deps import Deps
+from switch.pipeline.participant import Vote
+from switch.pipeline.results import Result
+from switch.telemetry import logs
+
+
+async def mac_gate(ctx: TxnContext) -> bool:
+    """Wait for the request MAC verdict; on a wrong MAC record ``A0`` (replacing any decline) and say no."""
+    if ctx.mac_ok is None:
+        task = ctx.mac_task
+        if task is None:
+            return True
+        ctx.mac_ok = await task
+    if not ctx.mac_ok:
+        ctx.rc = None
+        ctx.result = None
+        ctx.no_reply_mac = True
+        ctx.decline(Result.MAC_WRONG)
+    return ctx.mac_ok
+
+
+class KeysMac:
+    name = "keys_mac"
+    bucket = "mac"
+
+    def __init__(self, deps: Deps) -> None:
+        self._deps = deps
+        self._hsm = deps.hsm
+        self._ledger = deps.store
+        self._mac_max = deps.program.mac_max_failures
+        self._log = logs.get_logger("switch.txn")
+
+    async def prepare(self, ctx: TxnContext) -> Vote:
+        req = ctx.request
+        assert req is not None
+        route = ctx.route
+        has_mac = "64" in req.fields
+        if not (route.mac if route is not None else has_mac):
+            return Vote.CONTINUE
+        if not ctx.mak_lmk:
+            ctx.require_signon = True
+            ctx.no_reply_mac = True
+            ctx.decline(Result.NO_WORKING_KEYS)
+            return Vote.STOP
+        if not has_mac or not req.mac_data:
+            await self._failed(ctx)
+            ctx.no_reply_mac = True
+            ctx.decline(Result.MAC_MISSING)
+            return Vote.STOP
+        ctx.mac_task = asyncio.ensure_future(self._verify(ctx, bytes.fromhex(req.fields["64"])))
+        return Vote.CONTINUE
+
+    async def _verify(self, ctx: TxnContext, mac: bytes) -> bool:
+        assert ctx.request is not None
+        t = time.perf_counter()
+        try:
+            ok: bool = await self._hsm.verify_mac(ctx.mak_lmk, ctx.request.mac_data, mac)
+        finally:
+            ctx.add_time("mac", time.perf_counter() - t)
+        if ok:
+            if ctx.terminal.mac_failures:
+                await self._ledger.mac_success(ctx.tid)
+        else:
+            await self._failed(ctx)
+        return ok
+
+    async def _failed(self, ctx: TxnContext) -> None:
+        count = await self._ledger.mac_failure(ctx.tid)
+        self._deps.metrics.mac_errors.inc()
+        if count >= self._mac_max:
+            ctx.require_signon = True
+        self._log.warning(logs.MAC_ERROR, tid=ctx.tid, mid=ctx.mid, stan=ctx.stan, mti=ctx.mti, consecutive=count,
+                     peer=ctx.info.peer)
