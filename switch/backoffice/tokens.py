@@ -5,21 +5,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+from switch.crypto.luhn import luhn_check_digit
+
 
 def card_token(pan: str, key: str) -> str:
     """HMAC-SHA256 of the PAN keyed with ``security.pan_token_key``, lowercase hex."""
     return hmac.new(key.encode("utf-8"), pan.encode("ascii"), hashlib.sha256).hexdigest()
-
-
-def luhn_check_digit(partial: str) -> str:
-    """The digit that makes ``partial + digit`` pass Luhn."""
-    total = 0
-    for i, ch in enumerate(reversed(partial)):
-        d = ord(ch) - 48
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return str((10 - total % 10) % 10)
 
 
 def make_pan(bin_: str, sequence: int, length: int = 16) -> str:
