@@ -30,7 +30,13 @@ def test_spec_signon_field62_layout() -> None:
     tmk = bytes.fromhex(SPEC["tmk_clear"])
     pik, mak, tdk = (bytes.fromhex(SPEC[f"{k}_clear"]) for k in ("pik", "mak", "tdk"))
     f62 = (
-        encrypt_ecb(tmk, pik) + kcv(pik) + encrypt_ecb(tmk, mak) + bytes(8) + kcv(mak) + encrypt_ecb(tmk, tdk) + kcv(tdk)
+        encrypt_ecb(tmk, pik)
+        + kcv(pik)
+        + encrypt_ecb(tmk, mak)
+        + bytes(8)
+        + kcv(mak)
+        + encrypt_ecb(tmk, tdk)
+        + kcv(tdk)
     )
     assert len(f62) == SPEC["signon_field62_len"]
     assert f62.hex().upper() == SPEC["signon_field62_004_hex"]
