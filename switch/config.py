@@ -83,6 +83,9 @@ class HsmConfig:
     timeout_ms: int = 2000
     #: key references under the LMK (development defaults are derived by the HSM simulator's dev LMK)
     pvk_lmk: str = ""
+    #: the HSM console command that turns clear development keys of a provisioning file into keys under the LMK
+    #: (SPEC §10b: clear components never travel over the host port); split like a shell command line
+    ceremony_command: str = "hsm-sim keys import-clear"
 
 
 @dataclass(frozen=True, slots=True)
