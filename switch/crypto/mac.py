@@ -31,14 +31,26 @@ def mac_unionpay_ecb(mak: bytes, mab: bytes) -> bytes:
 
 
 def pad_iso9797(data: bytes, method: int) -> bytes:
-    """ISO 9797-1 padding method 1 (zeros, none if already aligned... except empty data) or 2 (0x80 then zeros)."""
+    """ISO 9797-1 padding: method 1 (zeros; none if aligned, one zero block if empty), 2 (``80`` then zeros),
+    3 (a block holding the data length in bits, then the data zero-padded)."""
+    if method == 3:
+        return (len(data) * 8).to_bytes(8, "big") + (data + bytes(-len(data) % 8))
     if method == 2:
         data += b"\x80"
     elif method != 1:
-        raise ValueError("ISO 9797-1 padding method must be 1 or 2")
+        raise ValueError("ISO 9797-1 padding method must be 1, 2 or 3")
     if len(data) % 8 or not data:
         data += bytes(8 - len(data) % 8)
     return data
+
+
+def mac_iso9797_alg1(key: bytes, data: bytes, padding: int = 1) -> bytes:
+    """ISO 9797-1 MAC algorithm 1 (CBC-MAC) under ``key`` (DES for 8 bytes, 3DES for 16/24): 8 bytes."""
+    data = pad_iso9797(data, padding)
+    h = bytes(8)
+    for i in range(0, len(data), 8):
+        h = encrypt_ecb(key, xor(h, data[i : i + 8]))
+    return h
 
 
 def mac_iso9797_alg3(key: bytes, data: bytes, padding: int = 1) -> bytes:

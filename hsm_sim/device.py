@@ -1,0 +1,52 @@
+"""The simulated device: its LMK, its PIN mailer printer, its random source, and key handling shared by
+the commands (keys come in under the LMK; clear keys never leave this package)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+from hsm_sim.errors import CommandError
+from hsm_sim.lmk import Lmk, LmkError
+from hsm_sim.mailer import PinMailer
+from switch.crypto.des import has_odd_parity, with_odd_parity
+
+FIRMWARE = "0007-E000"  # 9A, reported by NC
+
+
+@dataclass(slots=True)
+class Device:
+    lmk: Lmk
+    mailer: PinMailer
+    firmware: str = FIRMWARE
+    #: PIN length JA uses when the command does not give one
+    default_pin_length: int = 6
+    rng: secrets.SystemRandom = field(default_factory=secrets.SystemRandom)
+
+    def clear_key(self, key_type: str, text: str, parity_code: str) -> bytes:
+        """Decrypt ``text`` (a key under the LMK) as ``key_type``; ``parity_code`` (10 or 11) when the clear
+        key has no odd parity, ``04`` for an unknown key type, ``15`` for a malformed key."""
+        try:
+            key = self.lmk.decrypt_key(key_type, text)
+        except LmkError as exc:
+            raise CommandError(exc.code, "key") from None
+        if not has_odd_parity(key):
+            raise CommandError(parity_code, "key parity")
+        return key
+
+    def key_under_lmk(self, key_type: str, clear: bytes, scheme: str) -> str:
+        try:
+            return self.lmk.encrypt_key(key_type, clear, scheme)
+        except LmkError as exc:
+            raise CommandError(exc.code, "key scheme") from None
+
+    @staticmethod
+    def random_key(length: int) -> bytes:
+        """A random DES key of ``length`` bytes with odd parity and distinct halves."""
+        while True:
+            key = with_odd_parity(secrets.token_bytes(length))
+            if length == 8 or key[:8] != key[8:16]:
+                return key
+
+    def random_pin(self, length: int) -> str:
+        return "".join(str(self.rng.randrange(10)) for _ in range(length))
