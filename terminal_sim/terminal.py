@@ -1,0 +1,435 @@
+"""A UnionPay-style POS terminal as a state machine, without I/O.
+
+The :class:`Terminal` builds each request (next STAN, the open batch, PIN blocks under the PIK, MAC under the
+MAK), and interprets each reply: reply MAC verified under the MAK, working keys recovered from the sign-on
+reply's field 62 with the TMK and checked against their KCVs, the batch journal and settlement totals kept,
+and the reversal it owes tracked exactly as a UnionPay terminal does: recorded *before* a purchase, void or
+top-up is sent, cleared by a properly MACed answer, kept (reason ``98``) when no answer comes, set to
+``A0`` when an approval arrives with a bad or missing MAC. The terminal sends the reversal before its next
+request (:class:`~terminal_sim.session.Session` does the I/O).
+
+All state lives in :class:`~terminal_sim.state.TerminalState` so it can be saved between commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from switch.crypto.des import decrypt_ecb, encrypt_ecb, kcv
+from switch.crypto.mac import mac_unionpay_ecb
+from switch.crypto.pinblock import format_iso0
+from switch.iso.codec import encode_message, mac_block, replace_mac
+from switch.iso.fields import FieldFormatError, SettlementTotals, parse_balance54, parse_settlement48
+from switch.iso.header import CupHeader
+from switch.iso.message import IsoMessage, reply_mti
+from switch.iso.profiles import WireProfile
+from switch.iso.tpdu import Tpdu
+from switch.rc import RC
+from switch.telemetry.masking import mask_pan
+from terminal_sim import messages as m
+from terminal_sim.state import JournalEntry, PendingReversal, TerminalState, WorkingKeys
+
+#: the TPDU our terminals send (destination 0003, source 0000) and the header (software 31, sub-version 310000)
+DEFAULT_TPDU = Tpdu("0003", "0000")
+DEFAULT_HEADER = CupHeader()
+_ZERO_MAC = "0" * 16
+_ZERO8 = bytes(8)
+#: answers to a reversal that mean "try again later" rather than "done"
+REVERSAL_RETRY_RCS = frozenset({RC.MAC_ERROR, RC.SYSTEM_MALFUNCTION, RC.ISSUER_UNAVAILABLE, RC.NO_REPLY})
+
+
+class KeyCheckError(ValueError):
+    """Field 62 of a sign-on reply did not yield keys whose KCVs match (the text names the key only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """What the terminal reads from a card (and the PIN the cardholder types). ``repr`` masks it."""
+
+    pan: str = field(repr=False)
+    expiry: str = ""
+    pin: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"Card({mask_pan(self.pan)})"
+
+
+@dataclass(slots=True)
+class Request:
+    """One encoded request and what the terminal needs to interpret its reply."""
+
+    type: m.TxnType
+    fields: dict[str, str]
+    body: bytes
+    amount: int = 0
+    card: Card | None = None
+    #: void / refund: the journal entry of the original
+    original: JournalEntry | None = None
+    #: settlement: the totals the terminal sent
+    totals: SettlementTotals | None = None
+    #: reversal: the pending record it clears
+    reversal_of: PendingReversal | None = None
+
+    @property
+    def stan(self) -> str:
+        return self.fields["11"]
+
+    @property
+    def reply_mti(self) -> str:
+        return reply_mti(self.type.mti)
+
+
+@dataclass(slots=True)
+class Answer:
+    """The terminal's reading of a reply (or of its absence).
+
+    ``status``: ``ok`` (reply accepted), ``bad_mac`` (an approval whose MAC is wrong or missing: not
+    accepted, reversed if reversible), ``bad_keys`` (sign-on keys failed their KCV check), ``timeout``
+    (no reply: reversed if reversible), ``not_sent`` (nothing left the terminal).
+    """
+
+    request: Request
+    status: str
+    msg: IsoMessage | None = None
+    latency_s: float = 0.0
+    detail: str = ""
+    #: reply MAC verified under our MAK (``None`` when the reply carries none)
+    mac_ok: bool | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.request.type.name
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return self.msg.fields if self.msg is not None else {}
+
+    @property
+    def rc(self) -> str:
+        """Field 39, or ``""`` when there was no reply."""
+        return self.fields.get("39", "")
+
+    @property
+    def answered(self) -> bool:
+        return self.msg is not None
+
+    @property
+    def approved(self) -> bool:
+        return self.status == "ok" and self.rc == RC.APPROVED
+
+    @property
+    def balance(self) -> int | None:
+        f54 = self.fields.get("54")
+        if not f54:
+            return None
+        try:
+            return parse_balance54(f54).amount_fen
+        except FieldFormatError:
+            return None
+
+    @property
+    def sign_on_required(self) -> bool:
+        h = self.msg.header if self.msg is not None else None
+        return h is not None and h.requires_sign_on
+
+    @property
+    def settlement(self) -> SettlementTotals | None:
+        f48 = self.fields.get("48")
+        if self.kind != "settle" or not f48:
+            return None
+        try:
+            return parse_settlement48(f48)
+        except FieldFormatError:
+            return None
+
+
+def recover_keys(f62_hex: str, tmk: bytes) -> WorkingKeys:
+    """PIK, MAK (and TDK) from a sign-on reply's field 62 under ``tmk``, each checked against its KCV."""
+    raw = bytes.fromhex(f62_hex)
+    if len(raw) not in (40, 60):
+        raise KeyCheckError("field 62 must be 40 or 60 bytes")
+    pik = decrypt_ecb(tmk, raw[0:16])
+    mak = decrypt_ecb(tmk, raw[20:28])
+    if kcv(pik) != raw[16:20]:
+        raise KeyCheckError("PIK check value does not match")
+    if raw[28:36] != _ZERO8 or kcv(mak) != raw[36:40]:
+        raise KeyCheckError("MAK check value does not match")
+    tdk = b""
+    if len(raw) == 60:
+        tdk = decrypt_ecb(tmk, raw[40:56])
+        if kcv(tdk) != raw[56:60]:
+            raise KeyCheckError("TDK check value does not match")
+    return WorkingKeys(pik, mak, tdk)
+
+
+class Terminal:
+    """Builds requests and reads replies for one terminal (see the module docstring)."""
+
+    def __init__(
+        self,
+        state: TerminalState,
+        tmk: bytes,
+        profile: WireProfile,
+        *,
+        tpdu: Tpdu = DEFAULT_TPDU,
+        header: CupHeader = DEFAULT_HEADER,
+        operator: str = "001",
+        swipe: bool = True,
+    ) -> None:
+        self.state = state
+        self._tmk = tmk
+        self.profile = profile
+        self.tpdu = tpdu if profile.has_tpdu else None
+        self.header = header if profile.has_header else None
+        self.operator = operator
+        self.swipe = swipe
+        self._separator = "D" if profile.name == "cup" else "="
+        self._pin_blocks: dict[tuple[str, str], str] = {}
+
+    @property
+    def tid(self) -> str:
+        return self.state.tid
+
+    @property
+    def mid(self) -> str:
+        return self.state.mid
+
+    # -- crypto -------------------------------------------------------------------------------------
+    def pin_block(self, pin: str, pan: str) -> str:
+        """Format 0 PIN block under the PIK, hex (cached per card while the keys last)."""
+        key = (pin, pan)
+        block = self._pin_blocks.get(key)
+        if block is None:
+            keys = self.state.keys
+            if keys is None:
+                raise KeyCheckError("no working keys: sign on first")
+            block = encrypt_ecb(keys.pik, format_iso0(pin, pan)).hex().upper()
+            self._pin_blocks[key] = block
+        return block
+
+    def encode(self, t: m.TxnType, fields: dict[str, str], *, mak: bytes | None = None) -> bytes:
+        """Encode a request; MACed types get field 64 under ``mak`` (default: our MAK)."""
+        msg = IsoMessage(t.mti, dict(fields), self.tpdu, self.header)
+        if not t.mac:
+            return encode_message(msg, self.profile)
+        msg.fields["64"] = _ZERO_MAC
+        body = encode_message(msg, self.profile)
+        if mak is None:
+            keys = self.state.keys
+            mak = keys.mak if keys is not None else _ZERO8
+        return replace_mac(body, mac_unionpay_ecb(mak, mac_block(body, self.profile)))
+
+    def _request(self, t: m.TxnType, fields: dict[str, str], **kw: object) -> Request:
+        return Request(t, fields, self.encode(t, fields), **kw)  # type: ignore[arg-type]
+
+    def _card(self, card: Card, *, pin: bool) -> dict[str, str]:
+        return m.card_fields(card.pan, card.expiry, swipe=self.swipe, pin=pin, track_separator=self._separator)
+
+    def _financial(self, t: m.TxnType, card: Card, *, pin: bool) -> dict[str, str]:
+        s = self.state
+        return m.financial(t, s.next_stan(), s.tid, s.mid, s.batch, self._card(card, pin=pin))
+
+    # -- requests -----------------------------------------------------------------------------------
+    def signon(self, nmic: str = "004") -> Request:
+        t = m.TYPES["signon"]
+        if nmic != t.nmic:
+            t = m.TxnType("signon", "0800", nmic=nmic, mac=False)
+        s = self.state
+        return self._request(t, m.management(t, s.next_stan(), s.tid, s.mid, s.batch, self.operator))
+
+    def management(self, name: str) -> Request:
+        """Sign-off or echo."""
+        t = m.TYPES[name]
+        s = self.state
+        return self._request(t, m.management(t, s.next_stan(), s.tid, s.mid, s.batch))
+
+    def balance(self, card: Card) -> Request:
+        t = m.TYPES["balance"]
+        f = m.with_pin(self._financial(t, card, pin=True), self.pin_block(card.pin, card.pan))
+        return self._request(t, f, card=card)
+
+    def purchase(self, card: Card, amount: int) -> Request:
+        t = m.TYPES["purchase"]
+        f = self._financial(t, card, pin=True)
+        f["4"] = m.amount(amount)
+        m.with_pin(f, self.pin_block(card.pin, card.pan))
+        return self._request(t, f, card=card, amount=amount)
+
+    def void(self, card: Card, original: JournalEntry, *, pin: bool = False) -> Request:
+        t = m.TYPES["void"]
+        f = self._financial(t, card, pin=pin)
+        f["4"] = m.amount(original.amount)
+        m.original(f, original.rrn, original.auth, original.batch, original.stan)
+        if pin:
+            m.with_pin(f, self.pin_block(card.pin, card.pan))
+        return self._request(t, f, card=card, amount=original.amount, original=original)
+
+    def refund(self, card: Card, amount: int, original: JournalEntry) -> Request:
+        t = m.TYPES["refund"]
+        f = self._financial(t, card, pin=False)
+        f["4"] = m.amount(amount)
+        m.original(f, original.rrn, "", original.batch, original.stan, original.date)
+        return self._request(t, f, card=card, amount=amount, original=original)
+
+    def topup(self, card: Card, amount: int) -> Request:
+        t = m.TYPES["topup"]
+        f = self._financial(t, card, pin=False)
+        f["4"] = m.amount(amount)
+        return self._request(t, f, card=card, amount=amount)
+
+    def pinchange(self, card: Card, new_pin: str) -> Request:
+        t = m.TYPES["pinchange"]
+        f = m.with_pin(self._financial(t, card, pin=True), self.pin_block(card.pin, card.pan))
+        f["62"] = self.pin_block(new_pin, card.pan)
+        return self._request(t, f, card=card)
+
+    def settle(self) -> Request:
+        s = self.state
+        tot = s.totals
+        totals = SettlementTotals.of(tot.debit_amount, tot.debit_count, tot.credit_amount, tot.credit_count)
+        f = m.settlement(s.next_stan(), s.tid, s.mid, s.batch, totals, self.operator)
+        return self._request(m.TYPES["settle"], f, totals=totals)
+
+    def reversal(self) -> Request | None:
+        """The reversal the terminal owes (same STAN as the original), or ``None``."""
+        p = self.state.pending
+        if p is None:
+            return None
+        t = m.TYPES["reversal"]
+        f = m.reversal(p.fields, p.reason)
+        return self._request(t, f, amount=p.amount, reversal_of=p)
+
+    # -- before sending / after the reply ------------------------------------------------------------
+    def before_send(self, req: Request) -> None:
+        """Record the reversal a purchase, void or top-up will owe unless properly answered."""
+        if req.type.reversible:
+            f = req.fields
+            kept = {k: f[k] for k in (*m.REVERSAL_FIELDS, "41", "42") if k in f}
+            self.state.pending = PendingReversal(req.type.name, kept, "98")
+        elif req.reversal_of is not None:
+            req.reversal_of.attempts += 1
+
+    def on_no_reply(self, req: Request, sent: bool, reason: str) -> Answer:
+        """No reply: the pending reversal stays (reason 98); if nothing was sent, nothing is owed."""
+        pending = self.state.pending
+        if not sent and req.type.reversible and pending is not None and pending.stan == req.stan:
+            self.state.pending = None
+        return Answer(req, "timeout" if sent else "not_sent", detail=reason)
+
+    def on_reply(self, req: Request, msg: IsoMessage, latency_s: float = 0.0) -> Answer:
+        """Interpret a reply (already matched by MTI, 11 and 41) and update the terminal's state."""
+        f = msg.fields
+        rc = f.get("39", "")
+        status, detail = "ok", ""
+        mac_ok: bool | None = None
+        if req.type.mac and "64" in f:
+            keys = self.state.keys
+            mac_ok = keys is not None and mac_unionpay_ecb(keys.mak, msg.mac_data).hex().upper() == f["64"]
+            if not mac_ok:
+                detail = "reply MAC wrong"
+                if rc == RC.APPROVED:
+                    status = "bad_mac"
+        elif req.type.mac and rc == RC.APPROVED:
+            status, detail = "bad_mac", "approval without a MAC"
+        answer = Answer(req, status, msg, latency_s, detail, mac_ok)
+        # "MAC error, sign on again": the header says so on cup; an A0 says so on any profile
+        if answer.sign_on_required or rc == RC.MAC_ERROR:
+            self.state.needs_signon = True
+        handler = getattr(self, f"_after_{req.type.name}", None)
+        if handler is not None:
+            handler(answer)
+        return answer
+
+    # per-type effects of an answer
+    def _clear_pending(self, req: Request) -> None:
+        p = self.state.pending
+        if p is not None and p.stan == req.stan and p.kind == req.type.name:
+            self.state.pending = None
+
+    def _settle_reversible(self, a: Answer) -> bool:
+        """Common part of purchase/void/top-up: True when the approval is accepted."""
+        if a.status == "bad_mac":
+            p = self.state.pending
+            if p is not None and p.stan == a.request.stan:
+                p.reason = RC.MAC_ERROR.value
+            return False
+        self._clear_pending(a.request)
+        return a.rc == RC.APPROVED
+
+    def _journal(self, a: Answer) -> JournalEntry:
+        req, f = a.request, a.fields
+        card = req.card
+        entry = JournalEntry(
+            kind=req.type.name,
+            stan=req.stan,
+            batch=self.state.batch,
+            amount=req.amount,
+            rrn=f.get("37", ""),
+            auth=f.get("38", ""),
+            date=f.get("13", ""),
+            masked_pan=mask_pan(card.pan) if card else "",
+            pan=card.pan if card else "",
+        )
+        self.state.journal.append(entry)
+        return entry
+
+    def _after_signon(self, a: Answer) -> None:
+        if a.rc != RC.APPROVED or a.status != "ok":
+            return
+        try:
+            keys = recover_keys(a.fields.get("62", ""), self._tmk)
+        except (KeyCheckError, ValueError) as exc:
+            a.status, a.detail = "bad_keys", str(exc) if isinstance(exc, KeyCheckError) else "field 62 unusable"
+            return
+        self.state.keys = keys
+        self._pin_blocks.clear()
+        batch = a.fields.get("60", "")[2:8]
+        if len(batch) == 6 and batch.isdigit():
+            self.state.open_batch(batch)
+        self.state.needs_signon = False
+
+    def _after_purchase(self, a: Answer) -> None:
+        if self._settle_reversible(a):
+            self._journal(a)
+            t = self.state.totals
+            t.debit_amount += a.request.amount
+            t.debit_count += 1
+
+    def _after_void(self, a: Answer) -> None:
+        if self._settle_reversible(a):
+            self._journal(a)
+            orig = a.request.original
+            if orig is not None and not orig.voided:
+                orig.voided = True
+                if orig.batch == self.state.batch:
+                    t = self.state.totals
+                    t.debit_amount -= orig.amount
+                    t.debit_count -= 1
+
+    def _after_topup(self, a: Answer) -> None:
+        if self._settle_reversible(a):
+            self._journal(a)
+            t = self.state.totals
+            t.credit_amount += a.request.amount
+            t.credit_count += 1
+
+    def _after_refund(self, a: Answer) -> None:
+        if a.approved:
+            self._journal(a)
+            t = self.state.totals
+            t.credit_amount += a.request.amount
+            t.credit_count += 1
+            if a.request.original is not None:
+                a.request.original.refunded += a.request.amount
+
+    def _after_reversal(self, a: Answer) -> None:
+        p = a.request.reversal_of
+        if p is None or self.state.pending is not p:
+            return
+        if a.status == "ok" and a.rc not in REVERSAL_RETRY_RCS:
+            self.state.pending = None
+
+    def _after_settle(self, a: Answer) -> None:
+        if a.rc == RC.APPROVED:
+            # the switch closed the batch: the next sign-on opens the next one
+            self.state.needs_signon = True
