@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from hsm_sim.server import HsmSimServer
 from switch.hsm.wire import HsmReply, encode_command, parse_reply
@@ -23,10 +24,8 @@ class RawClient:
 
     async def __aexit__(self, *exc: object) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
     def header(self) -> bytes:
         self._n += 1
