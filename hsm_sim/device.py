@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from hsm_sim.errors import CommandError
-from hsm_sim.lmk import Lmk, LmkError
+from hsm_sim.lmk import Lmk, LmkError, key_type_pair
 from hsm_sim.mailer import PinMailer
 from switch.crypto.des import has_odd_parity, with_odd_parity
 
@@ -22,6 +22,14 @@ class Device:
     #: PIN length JA uses when the command does not give one
     default_pin_length: int = 6
     rng: secrets.SystemRandom = field(default_factory=secrets.SystemRandom)
+
+    @staticmethod
+    def check_key_type(key_type: str) -> None:
+        """``04`` unless ``key_type`` is a key type code of the variant LMK."""
+        try:
+            key_type_pair(key_type)
+        except LmkError as exc:
+            raise CommandError(exc.code, "key type") from None
 
     def clear_key(self, key_type: str, text: str, parity_code: str) -> bytes:
         """Decrypt ``text`` (a key under the LMK) as ``key_type``; ``parity_code`` (10 or 11) when the clear

@@ -17,7 +17,7 @@ from hsm_sim.errors import (
     CommandError,
 )
 from hsm_sim.fields import Fields
-from hsm_sim.lmk import SCHEME_LENGTH, SCHEME_VARIANTS, key_type_pair, split_scheme
+from hsm_sim.lmk import SCHEME_LENGTH, SCHEME_VARIANTS, split_scheme
 from switch.crypto.des import decrypt_ecb, encrypt_ecb, has_odd_parity, kcv
 
 ZMK_TYPE = "000"
@@ -70,7 +70,7 @@ def _exporting_key(dev: Device, f: Fields, parity_code: str) -> bytes:
 def bu_check_value(dev: Device, f: Fields) -> bytes:
     """BU: key type code 2H (``FF``: 3H key type after ``;`` following the key), key length flag 1N
     (0 single, 1 double, 2 triple), key. BV: key check value 16H."""
-    code2 = f.hex(2, "key type code")
+    code2 = f.text(2, "key type code").upper()
     flag = f.text(1, "key length flag")
     if flag not in _LENGTH_FLAGS:
         raise CommandError(INVALID_KEY_LENGTH_FLAG, "key length flag")
@@ -79,7 +79,7 @@ def bu_check_value(dev: Device, f: Fields) -> bytes:
     if code2 == "FF":
         if not f.delimiter(b";"):
             raise CommandError(INVALID_INPUT, "key type")
-        key_type = f.hex(3, "key type")
+        key_type = f.text(3, "key type").upper()
     f.end()
     key = dev.clear_key(key_type, text, SOURCE_KEY_PARITY)
     if len(key) != _LENGTH_FLAGS[flag]:
@@ -94,8 +94,8 @@ def a0_generate_key(dev: Device, f: Fields) -> bytes:
     mode = f.text(1, "mode")
     if mode not in "01":
         raise CommandError(INVALID_INPUT, "mode")
-    key_type = f.hex(3, "key type")
-    key_type_pair(key_type)
+    key_type = f.text(3, "key type").upper()
+    dev.check_key_type(key_type)
     scheme = lmk_scheme(f.text(1, "key scheme (LMK)"))
     exporter = b""
     export_scheme = ""
@@ -114,8 +114,8 @@ def a0_generate_key(dev: Device, f: Fields) -> bytes:
 
 def a6_import_key(dev: Device, f: Fields) -> bytes:
     """A6: key type 3H, ZMK, key under ZMK, key scheme (LMK) 1A. A7: key under LMK, key check value 6H."""
-    key_type = f.hex(3, "key type")
-    key_type_pair(key_type)
+    key_type = f.text(3, "key type").upper()
+    dev.check_key_type(key_type)
     zmk = dev.clear_key(ZMK_TYPE, f.key("ZMK"), SOURCE_KEY_PARITY)
     text = f.key("key")
     scheme = lmk_scheme(f.text(1, "key scheme (LMK)"))
@@ -131,8 +131,8 @@ def a6_import_key(dev: Device, f: Fields) -> bytes:
 def a8_export_key(dev: Device, f: Fields) -> bytes:
     """A8: key type 3H, ``[; ZMK/TMK flag 1N]``, ZMK/TMK, key under LMK, key scheme (ZMK) 1A.
     A9: key under ZMK/TMK, key check value 6H."""
-    key_type = f.hex(3, "key type")
-    key_type_pair(key_type)
+    key_type = f.text(3, "key type").upper()
+    dev.check_key_type(key_type)
     zmk = _exporting_key(dev, f, SOURCE_KEY_PARITY)
     key = dev.clear_key(key_type, f.key("key"), DESTINATION_KEY_PARITY)
     scheme = f.text(1, "key scheme (ZMK)")

@@ -39,7 +39,7 @@ def _compute(dev: Device, f: Fields) -> tuple[bytes, int]:
     size = f.digits(1, "MAC size")
     algorithm = f.digits(1, "MAC algorithm")
     padding = int(f.digits(1, "padding method"))
-    key_type = f.hex(3, "key type")
+    key_type = f.text(3, "key type").upper()
     if input_format not in "012" or size not in "01" or algorithm not in ("1", "3", UNIONPAY_ECB) or padding > 3:
         raise CommandError(INVALID_INPUT, "MAC parameters")
     if key_type not in MAC_KEY_TYPES:

@@ -124,7 +124,7 @@ def du_change_ibm_offset(dev: Device, f: Fields) -> bytes:
     """DU: key type 3H (001 ZPK, 002 TPK), key, PVK, maximum PIN length 2N, current PIN block 16H, PIN block
     format 2N, check length 2N, account number 12N, decimalization table 16N, PIN validation data 12A,
     current offset 12H, new PIN block 16H. DV: new offset 12H (01 = current PIN wrong)."""
-    key_type = f.hex(3, "key type")
+    key_type = f.text(3, "key type").upper()
     if key_type not in (TPK_TYPE, ZPK_TYPE):
         raise CommandError("04", "key type")
     key_text = f.key("TPK/ZPK")
