@@ -143,7 +143,7 @@ async def test_faults_error_drop_latency_and_command_filter(hsm: HsmSimServer) -
         hsm.faults.clear()
         hsm.faults.drop_rate = 1.0
         await raw.send_raw(encode_command(b"0099", b"NC", b""))
-        while not hsm.stats.dropped:
+        while not hsm.stats.dropped:  # noqa: ASYNC110 - polling a counter of the server under test
             await asyncio.sleep(0.005)
         hsm.faults.clear()
         hsm.faults.latency_ms = 50
@@ -181,6 +181,6 @@ _KEYLIKE = st.sampled_from(
 )
 def test_fuzzed_fields_never_reach_an_internal_error(code: bytes, parts: list[bytes]) -> None:
     stats = ServerStats()
-    error, data = execute(_DEVICE, code, b"".join(parts), stats)
+    error, _data = execute(_DEVICE, code, b"".join(parts), stats)
     assert stats.internal_errors == 0
     assert len(error) == 2 and error.isdigit()
