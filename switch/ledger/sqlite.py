@@ -1,0 +1,306 @@
+"""SQLite backend: WAL, ``synchronous=FULL`` by default, one writer thread with group commit.
+
+Writes: every operation is queued to one writer thread that owns the write connection. It takes whatever is
+queued (up to ``group_commit_max``), runs the operations back to back in one transaction, each inside a
+SAVEPOINT (one failing operation does not spoil the others), commits once (the fsync happens here, while
+new operations queue up), and only then resolves each caller's future: no caller learns its result before
+the commit that made it durable. Reads run on a second connection on the event loop's thread (WAL readers
+never wait for the writer, and a read takes microseconds, far less than a hop to a thread).
+
+The money rules are ``async`` functions over :class:`~switch.ledger.tx.Tx`; here every ``Tx`` method is
+synchronous underneath, so the writer thread drives them with :func:`run_sync` (no event loop needed).
+One process owns an SQLite ledger (other processes, e.g. the back-office CLI, take the write lock briefly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from switch.ledger.errors import DuplicateKey, StoreUnavailable
+from switch.ledger.migrate import connect_sqlite, latest_version, sqlite_version
+from switch.ledger.tx import Row, TxFn
+
+T = TypeVar("T")
+
+_PARAM = re.compile(r"\$(\d+)")
+_UNAVAILABLE_HINTS = ("locked", "busy", "disk i/o", "full", "readonly", "unable to open", "not a database")
+
+
+def run_sync(aw: Awaitable[T]) -> T:
+    """Run an awaitable that never suspends (our SQLite ``Tx`` never does) to completion."""
+    it = aw.__await__()
+    try:
+        next(it)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+    raise RuntimeError("an SQLite ledger operation tried to suspend")
+
+
+def translate_error(exc: sqlite3.Error) -> Exception:
+    """sqlite3 errors → the ledger's: duplicate idempotency key, store unavailable, or the error itself."""
+    text = str(exc).lower()
+    if isinstance(exc, sqlite3.IntegrityError) and "journal.idem_key" in text:
+        return DuplicateKey("")
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and any(h in text for h in _UNAVAILABLE_HINTS):
+        return StoreUnavailable(f"SQLite ledger unavailable: {type(exc).__name__}")
+    return exc
+
+
+class SqliteTx:
+    """:class:`~switch.ledger.tx.Tx` over one sqlite3 connection (inside the caller's transaction)."""
+
+    dialect = "sqlite"
+    _sql_cache: dict[str, str] = {}  # noqa: RUF012 - shared translation cache, append-only
+
+    def __init__(self, con: sqlite3.Connection) -> None:
+        self._con = con
+        self._rrn: int | None = None
+        self._rrn_stored: int | None = None
+        self._last_closed: tuple[int | None] | None = None
+
+    @classmethod
+    def _sql(cls, sql: str) -> str:
+        out = cls._sql_cache.get(sql)
+        if out is None:
+            out = _PARAM.sub(r"?\1", sql).replace(" FOR UPDATE", "")
+            cls._sql_cache[sql] = out
+        return out
+
+    def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
+        try:
+            return self._con.execute(self._sql(sql), args)
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from None
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        row: Row | None = self._run(sql, args).fetchone()
+        return row
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return self._run(sql, args).fetchall()
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = self._run(sql, args).fetchone()
+        return None if row is None else row[0]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return self._run(sql, args).rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        try:
+            self._con.executemany(self._sql(sql), rows)
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from None
+
+    async def next_rrn(self) -> int:
+        if self._rrn is None:
+            self._rrn = int(self._run("SELECT value FROM counters WHERE name = 'rrn'", ()).fetchone()[0])
+            self._rrn_stored = self._rrn
+        self._rrn += 1
+        return self._rrn
+
+    async def last_closed(self) -> int | None:
+        if self._last_closed is None:
+            row = self._run("SELECT last_closed FROM business_day WHERE id = 1", ()).fetchone()
+            self._last_closed = (None if row is None or row[0] is None else int(row[0]),)
+        return self._last_closed[0]
+
+    def ts(self, value: datetime) -> Any:
+        return value.isoformat()
+
+    def flush(self) -> None:
+        """Write back what this transaction keeps in memory (the RRN counter); call before COMMIT."""
+        if self._rrn is not None and self._rrn != self._rrn_stored:
+            self._run("UPDATE counters SET value = $1 WHERE name = 'rrn'", (self._rrn,))
+            self._rrn_stored = self._rrn
+
+
+_Item = tuple[TxFn[Any], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+_STOP = None
+CommitObserver = Callable[[float, int, list[Any]], None]
+
+
+class SqliteWriter:
+    """The writer thread (see module docstring). ``submit(fn)`` → awaitable result of ``fn(tx)``."""
+
+    def __init__(
+        self, path: Path, *, synchronous: str, group_commit_max: int, on_commit: CommitObserver | None = None
+    ) -> None:
+        self._con = connect_sqlite(path, synchronous=synchronous)
+        self._max = max(1, group_commit_max)
+        self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._on_commit = on_commit
+        self._thread = threading.Thread(target=self._main, name="ledger-writer", daemon=True)
+        self.batches = 0
+        self.operations = 0
+
+    @property
+    def synchronous(self) -> int:
+        return int(self._con.execute("PRAGMA synchronous").fetchone()[0])
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, fn: TxFn[T]) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._q.put((fn, fut, loop))
+        return fut
+
+    async def stop(self) -> None:
+        """Finish what is queued, then stop the thread and close the connection."""
+        self._q.put(_STOP)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+        self._con.close()
+
+    # -- writer thread -----------------------------------------------------------------------------------
+    def _main(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._q.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < self._max:
+                try:
+                    item = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            results = self._run_batch(batch)
+            by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+            for (_fn, fut, loop), (ok, value) in zip(batch, results, strict=True):
+                by_loop.setdefault(loop, []).append((fut, ok, value))
+            for loop, done in by_loop.items():
+                # RuntimeError: that loop is closed, nobody is waiting any more
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(_resolve, done)
+
+    def _run_batch(self, batch: list[_Item]) -> list[tuple[bool, Any]]:
+        con = self._con
+        results: list[tuple[bool, Any]] = []
+        try:
+            con.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            err = translate_error(exc)
+            unavailable = err if isinstance(err, StoreUnavailable) else StoreUnavailable("SQLite ledger: BEGIN failed")
+            return [(False, unavailable)] * len(batch)
+        try:
+            tx = SqliteTx(con)
+            for fn, _fut, _loop in batch:
+                con.execute("SAVEPOINT op")
+                try:
+                    value = run_sync(fn(tx))
+                except Exception as exc:
+                    con.execute("ROLLBACK TO op")
+                    con.execute("RELEASE op")
+                    results.append((False, exc))
+                else:
+                    con.execute("RELEASE op")
+                    results.append((True, value))
+            tx.flush()
+            t0 = time.perf_counter()
+            con.execute("COMMIT")
+            elapsed = time.perf_counter() - t0
+        except Exception as exc:
+            if con.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            err = translate_error(exc) if isinstance(exc, sqlite3.Error) else exc
+            if not isinstance(err, StoreUnavailable):
+                err = StoreUnavailable(f"SQLite ledger: commit failed ({type(exc).__name__})")
+            return [(False, err)] * len(batch)
+        self.batches += 1
+        self.operations += len(batch)
+        if self._on_commit is not None:
+            self._on_commit(elapsed, len(batch), [v for ok, v in results if ok])
+        return results
+
+
+def _resolve(done: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for fut, ok, value in done:
+        if fut.done():  # the caller gave up (cancelled); the effect is committed all the same
+            continue
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
+
+
+class SqliteBackend:
+    """Writer thread + read connection for one database file."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str = "FULL",
+        group_commit_max: int = 64,
+        on_commit: CommitObserver | None = None,
+    ) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._group_commit_max = group_commit_max
+        self._on_commit = on_commit
+        self.writer: SqliteWriter | None = None
+        self._reader: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        if not self.path.exists():
+            raise StoreUnavailable("SQLite ledger file does not exist: run `switch db init`")
+        reader = connect_sqlite(self.path, synchronous=self._synchronous)
+        have, need = sqlite_version(reader), latest_version("sqlite")
+        if have != need:
+            reader.close()
+            raise StoreUnavailable(
+                f"ledger schema is at version {have}, this switch needs {need}: run `switch db init`"
+            )
+        reader.execute("PRAGMA query_only = ON")
+        self._reader = reader
+        self.writer = SqliteWriter(
+            self.path, synchronous=self._synchronous, group_commit_max=self._group_commit_max, on_commit=self._on_commit
+        )
+        self.writer.start()
+
+    async def write(self, fn: TxFn[T]) -> T:
+        assert self.writer is not None, "store not open"
+        return await self.writer.submit(fn)
+
+    async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
+        """Run ``fn`` on the read connection; ``snapshot``: all its statements see one consistent state."""
+        con = self._reader
+        assert con is not None, "store not open"
+        if not snapshot:
+            return run_sync(fn(SqliteTx(con)))
+        try:
+            con.execute("BEGIN")
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from None
+        try:
+            return run_sync(fn(SqliteTx(con)))
+        finally:
+            con.execute("COMMIT")
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.stop()
+            self.writer = None
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None

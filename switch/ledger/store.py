@@ -1,0 +1,113 @@
+"""The balance store: the engine's ``LedgerPort`` (``switch.pipeline.ports``) over either backend.
+
+:class:`LedgerStore` holds everything backend-independent: the PAN → token hashing, the operations of
+:mod:`switch.ledger.operations`, the duplicate-key fallback, and the test hooks (balances, PIN tries,
+invariants, "unavailable" fault injection). A backend supplies ``write(fn)`` (one durable transaction; the
+result only after its commit), ``read(fn)`` and ``close()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from switch.backoffice.tokens import card_token
+from switch.ledger import inspect, operations
+from switch.ledger.errors import DuplicateKey, StoreUnavailable
+from switch.ledger.operations import Env
+from switch.ledger.tx import TxFn
+from switch.pipeline.ports import CardRef, MerchantRef, Outcome, Request, StoredReply, TerminalRef, WorkingKeys
+
+T = TypeVar("T")
+
+
+class Backend(Protocol):
+    async def write(self, fn: TxFn[T]) -> T: ...
+    async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T: ...
+    async def close(self) -> None: ...
+
+
+class LedgerStore:
+    """Satisfies :class:`switch.pipeline.ports.LedgerPort`; see the module docstring."""
+
+    def __init__(self, backend: Backend, *, backend_name: str, token_key: str, env: Env) -> None:
+        self.backend = backend
+        self.backend_name = backend_name
+        self._token_key = token_key
+        self.env = env
+        self._down = False
+
+    # -- plumbing --------------------------------------------------------------------------------------------
+    def set_unavailable(self, down: bool = True) -> None:
+        """Fault injection for tests: while down every call raises :class:`StoreUnavailable` (RC 91)."""
+        self._down = down
+
+    async def write(self, fn: TxFn[T]) -> T:
+        if self._down:
+            raise StoreUnavailable("balance store marked unavailable")
+        return await self.backend.write(fn)
+
+    async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
+        if self._down:
+            raise StoreUnavailable("balance store marked unavailable")
+        return await self.backend.read(fn, snapshot=snapshot)
+
+    async def close(self) -> None:
+        await self.backend.close()
+
+    def token(self, pan: str) -> str:
+        return card_token(pan, self._token_key)
+
+    # -- LedgerPort: reference data ------------------------------------------------------------------------------
+    async def terminal(self, tid: str) -> TerminalRef | None:
+        return await self.read(lambda tx: operations.terminal_ref(tx, tid))
+
+    async def merchant(self, mid: str) -> MerchantRef | None:
+        return await self.read(lambda tx: operations.merchant_ref(tx, mid))
+
+    async def card(self, pan: str) -> CardRef | None:
+        token = self.token(pan)
+        return await self.read(lambda tx: operations.card_ref(tx, token))
+
+    async def find_reply(self, dup_key: tuple[str, ...]) -> StoredReply | None:
+        return await self.read(lambda tx: operations.find_reply(tx, dup_key))
+
+    # -- LedgerPort: durable updates ------------------------------------------------------------------------------
+    async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
+        return await self.write(lambda tx: operations.signon(tx, self.env, tid, keys))
+
+    async def mac_failure(self, tid: str) -> int:
+        limit = self.env.program.mac_max_failures
+        return await self.write(lambda tx: operations.mac_failure(tx, tid, limit))
+
+    async def mac_success(self, tid: str) -> None:
+        await self.write(lambda tx: operations.mac_success(tx, tid))
+
+    async def pin_result(self, card_token: str, ok: bool, max_tries: int) -> int:
+        return await self.write(lambda tx: operations.pin_result(tx, card_token, ok, max_tries))
+
+    async def execute(self, req: Request) -> Outcome:
+        """Apply ``req`` once; a second call with the same ``dup_key`` returns the stored outcome, no effect."""
+        try:
+            return await self.write(lambda tx: operations.execute(tx, self.env, req))
+        except DuplicateKey:
+            key = operations.pos_key(req.dup_key)
+            stored = await self.read(lambda tx: operations.stored_outcome(tx, key))
+            if stored is None:  # pragma: no cover - the key was journaled by a committed transaction
+                raise StoreUnavailable("duplicate key without its journal row") from None
+            return stored
+
+    # -- test / operator helpers ------------------------------------------------------------------------------------
+    async def balance(self, token: str) -> int | None:
+        return await self.backend.read(lambda tx: inspect.balance(tx, token))
+
+    async def pin_tries(self, token: str) -> int | None:
+        return await self.backend.read(lambda tx: inspect.pin_tries(tx, token))
+
+    async def check_invariants(self) -> list[str]:
+        return await self.backend.read(inspect.check_invariants, snapshot=True)
+
+    def stats(self) -> dict[str, Any]:
+        writer = getattr(self.backend, "writer", None)
+        if writer is None:
+            return {}
+        return {"batches": writer.batches, "operations": writer.operations}
