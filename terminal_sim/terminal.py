@@ -69,6 +69,8 @@ class Request:
     totals: SettlementTotals | None = None
     #: reversal: the pending record it clears
     reversal_of: PendingReversal | None = None
+    #: the same bytes sent again (a duplicate): its answer changes nothing the first one did not
+    retransmission: bool = False
 
     @property
     def stan(self) -> str:
@@ -255,14 +257,16 @@ class Terminal:
         m.with_pin(f, self.pin_block(card.pin, card.pan))
         return self._request(t, f, card=card, amount=amount)
 
-    def void(self, card: Card, original: JournalEntry, *, pin: bool = False) -> Request:
+    def void(self, card: Card, original: JournalEntry, *, pin: bool = False, amount: int | None = None) -> Request:
+        """Void ``original`` (its full amount unless ``amount`` says otherwise, which the switch refuses)."""
         t = m.TYPES["void"]
         f = self._financial(t, card, pin=pin)
-        f["4"] = m.amount(original.amount)
+        fen = original.amount if amount is None else amount
+        f["4"] = m.amount(fen)
         m.original(f, original.rrn, original.auth, original.batch, original.stan)
         if pin:
             m.with_pin(f, self.pin_block(card.pin, card.pan))
-        return self._request(t, f, card=card, amount=original.amount, original=original)
+        return self._request(t, f, card=card, amount=fen, original=original)
 
     def refund(self, card: Card, amount: int, original: JournalEntry) -> Request:
         t = m.TYPES["refund"]
@@ -335,6 +339,10 @@ class Terminal:
         # "MAC error, sign on again": the header says so on cup; an A0 says so on any profile
         if answer.sign_on_required or rc == RC.MAC_ERROR:
             self.state.needs_signon = True
+        if req.retransmission:
+            if status == "ok":
+                self._clear_pending(req)
+            return answer
         handler = getattr(self, f"_after_{req.type.name}", None)
         if handler is not None:
             handler(answer)
