@@ -18,6 +18,7 @@ import os
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import cast
 
 from hsm_sim.commands import COMMANDS
 from hsm_sim.config import HsmSimConfig, parse_hostport
@@ -82,16 +83,15 @@ class HsmConnection(asyncio.Protocol):
 
     # -- asyncio callbacks --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
         srv = self._srv
         if len(srv.connections) >= srv.config.server.max_connections or not srv.accepting:
-            transport.abort()
+            self.transport.abort()
             return
-        sock = transport.get_extra_info("socket")
+        sock = self.transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        self.transport.set_write_buffer_limits(high=_HIGH_WATER)
         srv.connections.add(self)
         srv.stats.connections += 1
         self._last_frame = srv.loop.time()

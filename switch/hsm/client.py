@@ -18,7 +18,7 @@ import asyncio
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from switch.hsm.dev import DEV_DECIMALIZATION_TABLE, DEV_PVK_LMK
 from switch.hsm.errors import HsmError, HsmUnavailable
@@ -116,8 +116,7 @@ class _Connection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
         self.alive = True
         sock = transport.get_extra_info("socket")
         if sock is not None:

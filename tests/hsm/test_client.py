@@ -160,3 +160,16 @@ async def test_close_fails_calls_in_flight(hsm: HsmSimServer) -> None:
         await call
     with pytest.raises(HsmUnavailable):
         await client.diagnostics()
+
+
+def test_client_and_simulator_under_uvloop(tmp_path: Path) -> None:
+    """The switch and ``hsm-sim serve`` run on uvloop, whose transports are not asyncio classes."""
+    import uvloop
+
+    async def run() -> list[bool]:
+        async with HsmSimServer(sim_config(tmp_path)) as hsm:
+            assert hsm.address is not None
+            async with HsmClient(*hsm.address, pool_size=2) as client:
+                return await asyncio.gather(*(client.verify_mac(MAK, MAB, GOOD) for _ in range(50)))
+
+    assert uvloop.run(run()) == [True] * 50
