@@ -58,6 +58,10 @@ async def test_ceremony_with_a_production_lmk_file(tmp_path: Path) -> None:
     assert Lmk.from_file(tmp_path / "prod.lmk").decrypt_key("002", keys[0].key_lmk).hex().upper() == SPEC["tmk_clear"]
 
 
+def _read(path: Path) -> tuple[int, str]:
+    return stat.S_IMODE(path.stat().st_mode), path.read_text(encoding="utf-8")
+
+
 def _config(hsm: HsmSimServer) -> SwitchConfig:
     assert hsm.address is not None
     cfg = SwitchConfig()
@@ -71,11 +75,11 @@ async def test_issuance_prints_a_mailer_and_the_offset_verifies(hsm: HsmSimServe
         pin_lmk = await issuer.new_pin(pan)
         offset = await issuer.offset_of(pan, pin_lmk)
         await issuer.print_mailer(pan, pin_lmk, ["张三", "M0001", "E001;x"])
-    path = Path(hsm.config.pin.mailer_file)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    (mailer,) = [json.loads(line) for line in path.read_text().splitlines()]
+    mode, text = _read(Path(hsm.config.pin.mailer_file))
+    assert mode == 0o600
+    (mailer,) = [json.loads(line) for line in text.splitlines()]
     assert mailer["lines"] == ["张三", "M0001", "E001,x"] and mailer["account"] == pan[-13:-1][-4:]
-    assert pan not in path.read_text() and pin_lmk not in path.read_text()
+    assert pan not in text and pin_lmk not in text
     pin = mailer["pin"]
     assert len(pin) == 6 and pin.isdigit() and len(offset) == 6
     # the cardholder's first PIN entry verifies against the stored offset
