@@ -18,6 +18,7 @@ from switch.rc import RC
 from switch.server.connection import CloseConnection, ConnectionInfo, ConnectionLimits, Handler
 from switch.server.http import HttpEndpoint
 from switch.server.listener import ListenerSpec, SwitchServer
+from switch.server.tls import server_tls_context
 from switch.telemetry import logs
 from switch.telemetry.masking import mask_pan
 from switch.telemetry.metrics import Metrics
@@ -134,19 +135,15 @@ async def start_switch(config: SwitchConfig, handler: Handler | None = None, reu
     if handler is None:
         handler = await build_handler(config, metrics, closers)
     srv = config.server
-    limits = ConnectionLimits(
-        idle_timeout_s=srv.idle_timeout_s,
-        max_frame_bytes=srv.max_frame_bytes,
-        max_inflight_per_connection=srv.max_inflight_per_connection,
-        write_timeout_s=srv.write_timeout_s,
-        max_connections=srv.max_connections,
-        max_connections_per_ip=srv.max_connections_per_ip,
-    )
+    limits = ConnectionLimits.from_config(srv)
+    tls = server_tls_context(srv.tls_cert, srv.tls_key, srv.tls_client_ca)
     listeners = []
     for profile, addr in srv.listen.items():
         host, port = parse_hostport(addr, f"server.listen.{profile}")
         listeners.append(ListenerSpec(profile, host, port))
-    server = SwitchServer(listeners, handler, metrics, limits, max_inflight=srv.max_inflight, reuse_port=reuse_port)
+    server = SwitchServer(
+        listeners, handler, metrics, limits, max_inflight=srv.max_inflight, reuse_port=reuse_port, tls=tls
+    )
     await server.start()
     http = None
     if srv.http:

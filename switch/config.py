@@ -61,7 +61,14 @@ class ServerConfig:
     shutdown_grace_s: float = 10.0
     #: a slow reader that does not take a reply within this time is disconnected
     write_timeout_s: float = 10.0
+    #: a frame (or TLS handshake) that has started must complete within this (slowloris defence)
+    frame_timeout_s: float = 15.0
     workers: int = 1
+    #: PEM certificate chain and private key for TLS on the POS listeners; both empty = plain TCP
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM CA bundle; when set, terminals must present a client certificate it signed (mutual TLS)
+    tls_client_ca: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,18 @@ def _validate(cfg: SwitchConfig) -> None:
         raise ConfigError("server.max_frame_bytes", "must be between 64 and 65535")
     if cfg.server.workers < 1:
         raise ConfigError("server.workers", "must be at least 1")
+    for name in ("idle_timeout_s", "write_timeout_s", "frame_timeout_s", "shutdown_grace_s"):
+        if getattr(cfg.server, name) <= 0:
+            raise ConfigError(f"server.{name}", "must be positive")
+    for name in ("max_connections", "max_connections_per_ip", "max_inflight_per_connection", "max_inflight"):
+        if getattr(cfg.server, name) < 1:
+            raise ConfigError(f"server.{name}", "must be at least 1")
+    if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
+        raise ConfigError(
+            "server.tls_key" if cfg.server.tls_cert else "server.tls_cert", "tls_cert and tls_key go together"
+        )
+    if cfg.server.tls_client_ca and not cfg.server.tls_cert:
+        raise ConfigError("server.tls_client_ca", "needs tls_cert and tls_key")
 
 
 def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> SwitchConfig:

@@ -8,7 +8,8 @@ asyncio code around it stays thin (hypercorn's shape).
 Limits: a declared length of zero, or one above ``max_frame_bytes`` (default :data:`MAX_FRAME_BYTES`, the
 SPEC's 2048-byte maximum message length, counted without the prefix), raises :class:`FrameError`. A length
 error leaves the stream unsynchronised for good, so the decoder stays failed afterwards and the connection
-must be closed.
+must be closed. The complete frames that arrived *before* the bad prefix (in the same chunk) travel in the
+error's ``frames``: they were well framed and deserve their answers before the close.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ class FrameError(ValueError):
     The text never contains message content.
     """
 
-    def __init__(self, reason: str, length: int, limit: int) -> None:
+    def __init__(self, reason: str, length: int, limit: int, frames: list[bytes] | None = None) -> None:
         super().__init__(f"frame error: {reason} (declared length {length}, limit {limit})")
         self.reason = reason
         self.length = length
         self.limit = limit
+        #: complete frames decoded from the same input before the bad prefix (only on the first raise)
+        self.frames: list[bytes] = frames if frames is not None else []
 
 
 def encode_frame(body: bytes) -> bytes:
@@ -92,9 +95,10 @@ class FrameDecoder:
         while end - start >= LENGTH_PREFIX_BYTES:
             length = (buf[start] << 8) | buf[start + 1]
             if length == 0 or length > limit:
-                self._error = FrameError("zero_length" if length == 0 else "oversize", length, limit)
+                reason = "zero_length" if length == 0 else "oversize"
+                self._error = FrameError(reason, length, limit)
                 del buf[:]
-                raise self._error
+                raise FrameError(reason, length, limit, frames)
             stop = start + LENGTH_PREFIX_BYTES + length
             if stop > end:
                 break

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ class SwitchServer:
         limits: ConnectionLimits,
         max_inflight: int = 1024,
         reuse_port: bool = False,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         for spec in listeners:
             if spec.profile not in PROFILES:
@@ -53,13 +55,14 @@ class SwitchServer:
         self._handler = handler
         self._reuse_port = reuse_port
         self.metrics = metrics
-        self.state = ServerState(metrics=metrics, limits=limits, global_slots=asyncio.Semaphore(max_inflight))
+        self.state = ServerState(metrics=metrics, limits=limits, global_slots=asyncio.Semaphore(max_inflight), tls=tls)
         self._servers: list[asyncio.Server] = []
         self.addresses: list[BoundAddress] = []
         self._log = logs.get_logger("switch.server")
 
     async def start(self) -> list[BoundAddress]:
         loop = asyncio.get_running_loop()
+        tls_on = self.state.tls is not None
         for spec in self._listeners:
             profile = PROFILES[spec.profile]
             name = f"{spec.profile}@{spec.host}:{spec.port}"
@@ -81,7 +84,7 @@ class SwitchServer:
                 host, port = sock.getsockname()[:2]
                 bound = BoundAddress(spec.profile, host, port)
                 self.addresses.append(bound)
-                self._log.info(logs.LISTENING, profile=spec.profile, host=host, port=port, pid=os.getpid())
+                self._log.info(logs.LISTENING, profile=spec.profile, host=host, port=port, pid=os.getpid(), tls=tls_on)
         return self.addresses
 
     def address(self, profile: str) -> tuple[str, int]:
@@ -102,7 +105,7 @@ class SwitchServer:
         for server in self._servers:
             server.close()
         conns = list(state.connections)
-        inflight = sum(len(c._tasks) for c in conns)
+        inflight = sum(c.inflight for c in conns)
         for conn in conns:
             conn.stop_reading()
         if conns:
@@ -113,11 +116,20 @@ class SwitchServer:
         cancelled = 0
         for conn in conns:
             if not conn.drained.is_set():
-                cancelled += len(conn._tasks)
+                cancelled += conn.inflight
                 conn.cancel_inflight()
             conn.close("shutdown")
         if conns:
-            await asyncio.wait([asyncio.ensure_future(c.closed.wait()) for c in conns], timeout=2.0)
+            waits = [asyncio.ensure_future(c.closed.wait()) for c in conns]
+            _done, pending = await asyncio.wait(waits, timeout=2.0)
+            for fut in pending:
+                fut.cancel()
+            for conn in conns:
+                if not conn.closed.is_set():
+                    conn.abort()  # a peer that does not read: its unsent replies are dropped
+            await asyncio.sleep(0)
         for server in self._servers:
             await server.wait_closed()
+        if state.refusal_log.suppressed:
+            self._log.warning(logs.CONN_CLOSE, reason="refused", suppressed=state.refusal_log.suppressed)
         self._log.info(logs.SHUTDOWN, component="pos", connections=len(conns), inflight=inflight, cancelled=cancelled)
