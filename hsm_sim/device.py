@@ -12,6 +12,7 @@ from hsm_sim.mailer import PinMailer
 from switch.crypto.des import has_odd_parity, with_odd_parity
 
 FIRMWARE = "0007-E000"  # 9A, reported by NC
+_KEY_CACHE_MAX = 65536
 
 
 @dataclass(slots=True)
@@ -22,6 +23,8 @@ class Device:
     #: PIN length JA uses when the command does not give one
     default_pin_length: int = 6
     rng: secrets.SystemRandom = field(default_factory=secrets.SystemRandom)
+    #: keys already decrypted and parity-checked, by (key type, key under LMK): the hot path's cache
+    _keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     @staticmethod
     def check_key_type(key_type: str) -> None:
@@ -34,12 +37,19 @@ class Device:
     def clear_key(self, key_type: str, text: str, parity_code: str) -> bytes:
         """Decrypt ``text`` (a key under the LMK) as ``key_type``; ``parity_code`` (10 or 11) when the clear
         key has no odd parity, ``04`` for an unknown key type, ``15`` for a malformed key."""
+        ck = (key_type, text)
+        key = self._keys.get(ck)
+        if key is not None:
+            return key
         try:
             key = self.lmk.decrypt_key(key_type, text)
         except LmkError as exc:
             raise CommandError(exc.code, "key") from None
         if not has_odd_parity(key):
             raise CommandError(parity_code, "key parity")
+        if len(self._keys) >= _KEY_CACHE_MAX:
+            self._keys.clear()
+        self._keys[ck] = key
         return key
 
     def key_under_lmk(self, key_type: str, clear: bytes, scheme: str) -> str:

@@ -5,11 +5,14 @@ Every read that fails raises :class:`CommandError` with ``15`` (invalid input) a
 
 from __future__ import annotations
 
+import re
+
 from hsm_sim.errors import INVALID_INPUT, CommandError
 from hsm_sim.lmk import SCHEME_LENGTH
 
-_HEX = frozenset(b"0123456789ABCDEFabcdef")
-_DIGITS = frozenset(b"0123456789")
+_HEX = re.compile(rb"[0-9A-Fa-f]*")
+_DIGITS = re.compile(rb"[0-9]*")
+_PRINTABLE = re.compile(rb"[\x20-\x7e]*")
 
 
 class Fields:
@@ -40,13 +43,13 @@ class Fields:
     def text(self, n: int, what: str) -> str:
         """``n`` printable ASCII characters."""
         chunk = self._take(n, what)
-        if any(b < 0x20 or b > 0x7E for b in chunk):
+        if not _PRINTABLE.fullmatch(chunk):
             raise CommandError(INVALID_INPUT, f"{what}: not printable")
         return chunk.decode("ascii")
 
     def digits(self, n: int, what: str) -> str:
         chunk = self._take(n, what)
-        if not all(b in _DIGITS for b in chunk):
+        if not _DIGITS.fullmatch(chunk):
             raise CommandError(INVALID_INPUT, f"{what}: not numeric")
         return chunk.decode("ascii")
 
@@ -56,7 +59,7 @@ class Fields:
     def hex(self, n: int, what: str) -> str:
         """``n`` hex characters, upper-cased."""
         chunk = self._take(n, what)
-        if not all(b in _HEX for b in chunk):
+        if not _HEX.fullmatch(chunk):
             raise CommandError(INVALID_INPUT, f"{what}: not hex")
         return chunk.decode("ascii").upper()
 
