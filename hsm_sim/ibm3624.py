@@ -47,14 +47,17 @@ def offset_field(offset: str) -> str:
     return offset.ljust(12, "F")
 
 
-def parse_offset_field(field: str, pin_length: int) -> str:
-    """The first ``pin_length`` digits of a 12H offset field; ``15`` if they are not digits."""
-    offset = field[:pin_length]
-    if len(offset) != pin_length or not offset.isdigit():
+def parse_offset_field(field: str) -> str:
+    """The offset digits of a 12H offset field (digits, then ``F`` padding); ``15`` otherwise."""
+    offset = field.rstrip("F")
+    if not 4 <= len(offset) <= 12 or not offset.isdigit():
         raise CommandError(INVALID_INPUT, "offset")
     return offset
 
 
 def verify(pin: str, natural: str, offset: str) -> bool:
-    """Constant-time comparison of ``pin`` with natural PIN + offset."""
+    """Constant-time comparison of ``pin`` with natural PIN + offset. A PIN whose length differs from the
+    offset's is wrong: otherwise the first 4 digits of a 6-digit PIN would verify against its offset."""
+    if len(pin) != len(offset):
+        return False
     return hmac.compare_digest(apply_offset(natural, offset).encode(), pin.encode())

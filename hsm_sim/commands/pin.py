@@ -99,12 +99,12 @@ def _verify_ibm(dev: Device, f: Fields, key_type: str) -> bytes:
     pinblocks.check_format(fmt)
     key = dev.clear_key(key_type, key_text, SOURCE_KEY_PARITY)
     pvk = dev.clear_key(PVK_TYPE, pvk_text, DESTINATION_KEY_PARITY)
+    offset = ibm3624.parse_offset_field(offset_field)
     pin = _decipher(key, block, fmt, account)
-    if not check_len <= len(pin) <= max_len:
+    if len(pin) > max_len:
         raise CommandError(PIN_LENGTH, "PIN length")
     natural = ibm3624.natural_pin(pvk, ibm3624.validation_block(validation, account), table, len(pin))
-    offset = ibm3624.parse_offset_field(offset_field, len(pin))
-    if not ibm3624.verify(pin, natural, offset):
+    if len(pin) < check_len or not ibm3624.verify(pin, natural, offset):
         raise CommandError(VERIFICATION_FAILURE, "PIN")
     return b""
 
@@ -140,14 +140,14 @@ def du_change_ibm_offset(dev: Device, f: Fields) -> bytes:
     pinblocks.check_format(fmt)
     key = dev.clear_key(key_type, key_text, SOURCE_KEY_PARITY)
     pvk = dev.clear_key(PVK_TYPE, pvk_text, DESTINATION_KEY_PARITY)
+    offset = ibm3624.parse_offset_field(offset_field)
     pin = _decipher(key, block, fmt, account)
     new_pin = _decipher(key, new_block, fmt, account)
-    for p in (pin, new_pin):
-        if not check_len <= len(p) <= max_len:
-            raise CommandError(PIN_LENGTH, "PIN length")
+    if len(pin) > max_len or not check_len <= len(new_pin) <= max_len:
+        raise CommandError(PIN_LENGTH, "PIN length")
     vblock = ibm3624.validation_block(validation, account)
     natural = ibm3624.natural_pin(pvk, vblock, table, len(pin))
-    if not ibm3624.verify(pin, natural, ibm3624.parse_offset_field(offset_field, len(pin))):
+    if len(pin) < check_len or not ibm3624.verify(pin, natural, offset):
         raise CommandError(VERIFICATION_FAILURE, "PIN")
     new_natural = ibm3624.natural_pin(pvk, vblock, table, len(new_pin))
     return ibm3624.offset_field(ibm3624.offset_of(new_pin, new_natural)).encode("ascii")
@@ -178,10 +178,9 @@ def ee_derive_ibm_pin(dev: Device, f: Fields) -> bytes:
     account, table, validation = _ibm_tail(f)
     f.end()
     pvk = dev.clear_key(PVK_TYPE, pvk_text, SOURCE_KEY_PARITY)
-    offset = offset_field.rstrip("F")
+    offset = ibm3624.parse_offset_field(offset_field)
     if len(offset) < check_len:
         raise CommandError(PIN_LENGTH, "offset length")
-    offset = ibm3624.parse_offset_field(offset, len(offset))
     natural = ibm3624.natural_pin(pvk, ibm3624.validation_block(validation, account), table, len(offset))
     return pinblocks.pin_to_lmk(dev.lmk, ibm3624.apply_offset(natural, offset), account).encode("ascii")
 

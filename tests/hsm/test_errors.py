@@ -7,6 +7,7 @@ import pytest
 
 from hsm_sim.server import HsmSimServer
 from switch.crypto.des import encrypt_ecb
+from switch.crypto.pinblock import format_iso0
 from tests.hsm.conftest import SPEC, TEST_LMK, under_lmk
 from tests.hsm.rawclient import RawClient
 
@@ -102,3 +103,13 @@ async def test_error_replies_carry_no_secret(hsm: HsmSimServer) -> None:
             reply = await raw.command(command, fields.encode("latin-1"))
             assert reply.data == b""
     assert hsm.stats.internal_errors == 0
+
+
+async def test_a_pin_prefix_never_verifies_against_a_longer_offset(hsm: HsmSimServer) -> None:
+    """PIN 1234 is the first four digits of the card's PIN 123456: a wrong PIN (01), not a match."""
+    async with RawClient(hsm) as raw:
+        short = encrypt_ecb(PIK_CLEAR, format_iso0("1234", PAN)).hex().upper()
+        assert (await raw.command("DA", da(block=short).encode())).error == "01"
+        longer = encrypt_ecb(PIK_CLEAR, format_iso0("12345600", PAN)).hex().upper()
+        assert (await raw.command("DA", da(block=longer).encode())).error == "01"
+        assert (await raw.command("DA", da().encode())).error == "00"
