@@ -2,12 +2,17 @@
 
 The installed ``cryptography`` deprecates two-key TDES (16-byte keys): every key is expanded here to three
 keys (K -> KKK, K1K2 -> K1K2K1), which gives the same results. A cipher object costs ~9 µs to build and
-~0.8 µs per block to use (``../shared/PERFORMANCE_NOTES.md``), so they are cached per key.
+~0.8 µs per block to use (``../shared/PERFORMANCE_NOTES.md``), so they are cached per key; so are the ECB
+encryption / decryption contexts (ECB keeps no state between blocks, so one context serves every call with
+whole blocks and is never finalized: ~2 µs a call instead of ~18 µs). Contexts are not thread-safe: each
+thread has its own.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
+from typing import Any
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -41,18 +46,38 @@ def _check_blocks(data: bytes) -> None:
         raise ValueError(f"ECB data length {len(data)} is not a multiple of 8")
 
 
+_CONTEXTS_MAX = 4096
+
+
+class _Contexts(threading.local):
+    def __init__(self) -> None:
+        self.enc: dict[bytes, Any] = {}
+        self.dec: dict[bytes, Any] = {}
+
+
+_contexts = _Contexts()
+
+
+def _context(table: dict[bytes, Any], key: bytes, encrypt: bool) -> Any:
+    ctx = table.get(key)
+    if ctx is None:
+        if len(table) >= _CONTEXTS_MAX:
+            table.clear()
+        cipher = _cipher(key)
+        ctx = table[key] = cipher.encryptor() if encrypt else cipher.decryptor()
+    return ctx
+
+
 def encrypt_ecb(key: bytes, data: bytes) -> bytes:
     """(T)DES-ECB encrypt ``data`` (a multiple of 8 bytes) under an 8/16/24-byte key."""
     _check_blocks(data)
-    enc = _cipher(key).encryptor()
-    return enc.update(data) + enc.finalize()
+    return bytes(_context(_contexts.enc, key, True).update(data))
 
 
 def decrypt_ecb(key: bytes, data: bytes) -> bytes:
     """(T)DES-ECB decrypt ``data`` (a multiple of 8 bytes) under an 8/16/24-byte key."""
     _check_blocks(data)
-    dec = _cipher(key).decryptor()
-    return dec.update(data) + dec.finalize()
+    return bytes(_context(_contexts.dec, key, False).update(data))
 
 
 def kcv(key: bytes, length: int = 4) -> bytes:
