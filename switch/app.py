@@ -12,7 +12,7 @@ from typing import Any
 from switch.config import SwitchConfig, parse_hostport
 from switch.iso.codec import CodecError, decode_message, encode_message, reply_to
 from switch.iso.header import CupHeader
-from switch.iso.message import IsoMessage
+from switch.iso.message import IsoMessage, is_request_mti
 from switch.iso.tpdu import Tpdu
 from switch.rc import RC
 from switch.server.connection import CloseConnection, ConnectionInfo, ConnectionLimits, Handler
@@ -67,6 +67,8 @@ class BasicHandler:
             reply_body = format_error_reply(body, info, exc)
             self._record(exc.partial.get("t", ""), exc.partial, RC.FORMAT_ERROR, info, t0)
             return reply_body
+        if not is_request_mti(request.mti):
+            return None  # a stray response: nothing to answer (the pipeline drops it the same way)
         reply = reply_to(request)
         f60 = request.fields.get("60", "")
         if request.mti == "0820" and f60[8:11] == "301":
