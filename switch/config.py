@@ -228,6 +228,9 @@ def _validate(cfg: SwitchConfig) -> None:
         raise ConfigError("server.max_frame_bytes", "must be between 64 and 65535")
     if cfg.server.workers < 1:
         raise ConfigError("server.workers", "must be at least 1")
+    if cfg.server.workers > 1 and cfg.database.dsn.startswith("sqlite:"):
+        # one process owns a SQLite ledger (its group-commit writer); scale-out needs PostgreSQL
+        raise ConfigError("server.workers", "more than one worker needs PostgreSQL")
     for name in ("idle_timeout_s", "write_timeout_s", "frame_timeout_s", "shutdown_grace_s"):
         if getattr(cfg.server, name) <= 0:
             raise ConfigError(f"server.{name}", "must be positive")
@@ -282,5 +285,7 @@ def load_config(path: Path | str | None = None, env: Mapping[str, str] | None = 
 
 
 def with_overrides(cfg: SwitchConfig, section: str, **values: Any) -> SwitchConfig:
-    """Return ``cfg`` with some keys of one section replaced (CLI flags, tests)."""
-    return dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    """Return ``cfg`` with some keys of one section replaced (CLI flags, tests), validated like a file."""
+    new = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    _validate(new)
+    return new

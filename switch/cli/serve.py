@@ -9,7 +9,8 @@ import signal
 from switch.app import run_async, start_switch
 from switch.cli import config_from_args
 from switch.config import SwitchConfig, parse_hostport, with_overrides
-from switch.errors import ConfigError
+from switch.errors import ConfigError, HandledError
+from switch.ledger.errors import LedgerError
 from switch.telemetry.logs import configure_logging
 
 
@@ -47,7 +48,10 @@ def apply_serve_flags(cfg: SwitchConfig, args: argparse.Namespace) -> SwitchConf
 
 
 async def serve(cfg: SwitchConfig, reuse_port: bool = False) -> int:
-    app = await start_switch(cfg, reuse_port=reuse_port)
+    try:
+        app = await start_switch(cfg, reuse_port=reuse_port)
+    except LedgerError as exc:  # e.g. no schema yet: one line naming `switch db init`, exit 1
+        raise HandledError(f"balance store: {exc}") from None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

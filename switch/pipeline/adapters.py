@@ -14,7 +14,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from switch.config import SwitchConfig
+from switch.config import SwitchConfig, parse_hostport
+from switch.hsm.client import HsmClient
+from switch.hsm.dev import DEV_PVK_LMK
+from switch.hsm.errors import HsmError, HsmUnavailable
+from switch.ledger import StoreUnavailable, open_store
+from switch.ledger.clock import CalendarClock
 from switch.pipeline.deps import Deps
 from switch.pipeline.ports import PinBlockError, WorkingKeys
 from switch.telemetry.metrics import Metrics
@@ -89,13 +94,93 @@ class HsmAdapter:
         pik, mak = keys[0], keys[1]
         tdk = keys[2] if with_tdk else None
         return WorkingKeys(
-            pik.key_lmk, bytes.fromhex(pik.key_tmk), bytes.fromhex(pik.kcv)[:4],
-            mak.key_lmk, bytes.fromhex(mak.key_tmk), bytes.fromhex(mak.kcv)[:4],
-            tdk.key_lmk if tdk else "", bytes.fromhex(tdk.key_tmk) if tdk else b"",
+            pik.key_lmk,
+            bytes.fromhex(pik.key_tmk),
+            bytes.fromhex(pik.kcv)[:4],
+            mak.key_lmk,
+            bytes.fromhex(mak.key_tmk),
+            bytes.fromhex(mak.kcv)[:4],
+            tdk.key_lmk if tdk else "",
+            bytes.fromhex(tdk.key_tmk) if tdk else b"",
             bytes.fromhex(tdk.kcv)[:4] if tdk else b"",
         )
 
 
+class LedgerAdapter:
+    """The ledger store with its durable operations timed into ``switch_ledger_commit_seconds{op}``.
+
+    Reads go straight through (``__getattr__``); ``execute``, ``signon``, ``pin_result`` and the MAC-failure
+    counters are the calls that wait for a commit.
+    """
+
+    def __init__(self, store: Any, metrics: Metrics) -> None:
+        self._store = store
+        self._commit = metrics.ledger_commit
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def _timed(self, op: str, aw: Awaitable[Any]) -> Any:
+        t = _perf()
+        try:
+            return await aw
+        finally:
+            self._commit.observe(_perf() - t, op=op)
+
+    async def execute(self, req: Any) -> Any:
+        return await self._timed(req.kind, self._store.execute(req))
+
+    async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
+        out: tuple[str, str] = await self._timed("signon", self._store.signon(tid, keys))
+        return out
+
+    async def pin_result(self, card_token: str, ok: bool, max_tries: int) -> int:
+        n: int = await self._timed("pin_result", self._store.pin_result(card_token, ok, max_tries))
+        return n
+
+    async def mac_failure(self, tid: str) -> int:
+        n: int = await self._timed("mac_failure", self._store.mac_failure(tid))
+        return n
+
+    async def mac_success(self, tid: str) -> None:
+        await self._timed("mac_success", self._store.mac_success(tid))
+
+
 async def open_services(config: SwitchConfig, metrics: Metrics, closers: list[Callable[[], Awaitable[Any]]]) -> Deps:
-    """Open the ledger store and the HSM client configured in ``config``; register their closers."""
-    raise NotImplementedError("waiting for switch.ledger and switch.hsm")
+    """Open the ledger store and the HSM client configured in ``config``; register their closers.
+
+    An unreachable HSM does not stop start-up (requests answer 96 until it is back; the client reconnects
+    with backoff); an unusable database does (``switch db init`` first).
+    """
+    program = config.program
+    clock = CalendarClock.from_config(program)
+    db = config.database
+    store = await open_store(
+        db.dsn,
+        token_key=config.security.pan_token_key,
+        program=program,
+        clock=clock,
+        synchronous=db.sqlite_synchronous.upper(),
+        group_commit_max=db.group_commit_max,
+        pool_size=db.pool_size,
+    )
+    closers.append(store.close)
+    hsm_cfg = config.hsm
+    host, port = parse_hostport(hsm_cfg.address, "hsm.address")
+    client = HsmClient(
+        host, port, pool_size=hsm_cfg.pool_size, timeout_s=hsm_cfg.timeout_ms / 1000.0, header_len=hsm_cfg.header_len
+    )
+    await client.start()
+    closers.append(client.close)
+    return Deps(
+        program,
+        LedgerAdapter(store, metrics),
+        HsmAdapter(client, metrics, HsmError),
+        clock,
+        metrics,
+        pvk_lmk=hsm_cfg.pvk_lmk or DEV_PVK_LMK,
+        acquirer_id=program.bins[0],
+        hsm_unavailable_errors=(HsmUnavailable,),
+        hsm_errors=(HsmError,),
+        ledger_unavailable_errors=(StoreUnavailable,),
+    )
