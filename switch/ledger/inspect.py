@@ -33,8 +33,9 @@ _CHECKS: tuple[tuple[str, str], ...] = (
         "SELECT id FROM accounts WHERE kind <> 'card' AND balance IS NOT NULL",
     ),
     (
-        "posting {0} has no journal row",
-        "SELECT p.id FROM postings p LEFT JOIN journal j ON j.id = p.journal_id WHERE j.id IS NULL",
+        "posting of account {1} refers to a missing journal row {0}",
+        "SELECT p.journal_id, p.account_id FROM postings p LEFT JOIN journal j ON j.id = p.journal_id "
+        "WHERE j.id IS NULL",
     ),
     (
         "idempotency key {0} is journaled {1} times",

@@ -388,7 +388,10 @@ async def test_invariant_check_reports_a_tampered_ledger(store: LedgerStore) -> 
     await purchase(store, 1, 100)
     assert await store.check_invariants() == []
     await store.write(
-        lambda tx: tx.execute("UPDATE postings SET amount = amount + 1 WHERE id = (SELECT MAX(id) FROM postings)")
+        lambda tx: tx.execute(
+            "UPDATE postings SET amount = amount + 1 "
+            "WHERE journal_id = (SELECT MAX(journal_id) FROM postings) AND amount < 0"
+        )
     )
     await store.write(
         lambda tx: tx.execute("UPDATE accounts SET balance = balance + 5 WHERE kind = 'card' AND ref = $1", CARD2.token)
@@ -398,7 +401,10 @@ async def test_invariant_check_reports_a_tampered_ledger(store: LedgerStore) -> 
     assert any("differs from the sum of its postings" in p for p in problems)
     # put it back so the fixture's final check passes
     await store.write(
-        lambda tx: tx.execute("UPDATE postings SET amount = amount - 1 WHERE id = (SELECT MAX(id) FROM postings)")
+        lambda tx: tx.execute(
+            "UPDATE postings SET amount = amount - 1 "
+            "WHERE journal_id = (SELECT MAX(journal_id) FROM postings) AND amount < 0"
+        )
     )
     await store.write(
         lambda tx: tx.execute("UPDATE accounts SET balance = balance - 5 WHERE kind = 'card' AND ref = $1", CARD2.token)

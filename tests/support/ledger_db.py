@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -143,7 +144,8 @@ POS_TID = "10000001"
 POS2_TID = "10000002"
 HALL_TID = "20000001"
 OTHER_TID = "10000003"
-TMK_LMK = "U" + "0123456789ABCDEFFEDCBA9876543210"
+#: a development TMK under the simulator's test LMK (the clear key itself never appears in a ledger)
+TMK_LMK = "U" + hashlib.sha256(b"ledger-test-tmk").hexdigest()[:32].upper()
 
 
 @dataclass(frozen=True)

