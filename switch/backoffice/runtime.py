@@ -49,7 +49,7 @@ async def open_store(cfg: SwitchConfig) -> BackofficeStore:
     from switch.ledger.backoffice import open_backoffice_store
 
     try:
-        return await open_backoffice_store(cfg.database.dsn)
+        return await open_backoffice_store(cfg.database.dsn, calendar=calendar_of(cfg))
     except HandledError:
         raise
     except (OSError, ConnectionError) as exc:

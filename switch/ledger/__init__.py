@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from switch.config import ProgramConfig
-from switch.ledger.dsn import parse_dsn
+from switch.ledger.backends import open_backend
 from switch.ledger.errors import LedgerError, StoreUnavailable
 from switch.ledger.operations import Env
 from switch.ledger.store import LedgerStore
@@ -36,18 +36,7 @@ async def open_store(
 
     ``on_commit(seconds, batch_size, results)`` (SQLite) observes each group commit (metrics, tests).
     """
-    d = parse_dsn(dsn)
-    env = Env(program=program, clock=clock)
-    if d.backend == "sqlite":
-        from switch.ledger.sqlite import SqliteBackend
-
-        sqlite_backend = SqliteBackend(
-            d.path, synchronous=synchronous, group_commit_max=group_commit_max, on_commit=on_commit
-        )
-        sqlite_backend.open()
-        return LedgerStore(sqlite_backend, backend_name="sqlite", token_key=token_key, env=env)
-    from switch.ledger.postgres import PostgresBackend
-
-    pg_backend = PostgresBackend(d.target, pool_size=pool_size)
-    await pg_backend.open()
-    return LedgerStore(pg_backend, backend_name="postgres", token_key=token_key, env=env)
+    name, backend = await open_backend(
+        dsn, synchronous=synchronous, group_commit_max=group_commit_max, pool_size=pool_size, on_commit=on_commit
+    )
+    return LedgerStore(backend, backend_name=name, token_key=token_key, env=Env(program=program, clock=clock))

@@ -13,7 +13,7 @@ RRNs are unique across processes and restarts without a round trip per request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -180,6 +180,25 @@ class PostgresBackend:
                     return await fn(PgTx(con, self._rrns))
         except (DuplicateKey, StoreUnavailable):
             raise
+        except Exception as exc:
+            err = _translate(exc)
+            if err is exc:
+                raise
+            raise err from None
+
+    async def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]:
+        """Rows of a long query in batches through a server-side cursor (one consistent snapshot)."""
+        try:
+            async with (
+                self._pool.acquire(timeout=self._acquire_timeout_s) as con,
+                con.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                cur = await con.cursor(sql, *args)
+                while True:
+                    rows = await cur.fetch(batch_size)
+                    if not rows:
+                        break
+                    yield list(rows)
         except Exception as exc:
             err = _translate(exc)
             if err is exc:

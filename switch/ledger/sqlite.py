@@ -22,7 +22,7 @@ import re
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -340,6 +340,24 @@ class SqliteBackend:
             return run_sync(fn(SqliteTx(con)))
         finally:
             con.execute("COMMIT")
+
+    async def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]:
+        """Rows of a long query in batches, on a connection of its own (one consistent snapshot)."""
+        con = connect_sqlite(self.path, synchronous=self._synchronous)
+        try:
+            con.execute("BEGIN")
+            cur = con.execute(SqliteTx._sql(sql), args)
+            while True:
+                rows = cur.fetchmany(batch_size)
+                if not rows:
+                    break
+                yield rows
+                await asyncio.sleep(0)
+            con.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from None
+        finally:
+            con.close()
 
     async def close(self) -> None:
         if self.writer is not None:

