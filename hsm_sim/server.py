@@ -70,7 +70,7 @@ def _reply_code(code: bytes) -> bytes:
 
 
 class HsmConnection(asyncio.Protocol):
-    __slots__ = ("_last_frame", "_paused", "_reader", "_srv", "closed", "frame_started", "transport")
+    __slots__ = ("_batch", "_last_frame", "_paused", "_reader", "_srv", "closed", "frame_started", "transport")
 
     def __init__(self, srv: HsmSimServer) -> None:
         self._srv = srv
@@ -80,6 +80,8 @@ class HsmConnection(asyncio.Protocol):
         self.frame_started = 0.0
         self._last_frame = 0.0
         self._paused = False
+        #: replies collected while one read is being handled (None outside ``data_received``)
+        self._batch: list[bytes] | None = None
 
     # -- asyncio callbacks --------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,6 +115,18 @@ class HsmConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         srv = self._srv
+        # the replies to every command of this read go out in one write (one syscall, one wake-up of the host)
+        self._batch = []
+        try:
+            self._receive(data)
+        finally:
+            batch, self._batch = self._batch, None
+            if batch:
+                self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+        self.frame_started = srv.loop.time() if self._reader.buffered else 0.0
+
+    def _receive(self, data: bytes) -> None:
+        srv = self._srv
         for item in self._reader.feed(data):
             self._last_frame = srv.loop.time()
             if isinstance(item, Oversized):
@@ -120,7 +134,6 @@ class HsmConnection(asyncio.Protocol):
                 self._answer_oversized(item)
             else:
                 self._handle(item)
-        self.frame_started = srv.loop.time() if self._reader.buffered else 0.0
 
     def eof_received(self) -> bool | None:
         return False  # half-closed peer: close our side too (replies already written stay written)
@@ -129,7 +142,7 @@ class HsmConnection(asyncio.Protocol):
     def _answer_oversized(self, item: Oversized) -> None:
         hl = self._srv.header_len
         if len(item.head) >= hl + 2:
-            self._write(frame(item.head[:hl] + _reply_code(item.head[hl : hl + 2]) + INVALID_INPUT.encode()))
+            self._send(frame(item.head[:hl] + _reply_code(item.head[hl : hl + 2]) + INVALID_INPUT.encode()), 0.0)
 
     def _handle(self, body: bytes) -> None:
         srv = self._srv
@@ -161,6 +174,8 @@ class HsmConnection(asyncio.Protocol):
         if delay > 0:
             handle = self._srv.loop.call_later(delay, self._write, out)
             self._srv.delayed.add(handle)
+        elif self._batch is not None:
+            self._batch.append(out)
         else:
             self._write(out)
 
