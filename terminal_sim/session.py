@@ -116,6 +116,8 @@ class Session:
         """Prepare, build the request with ``make`` (after sign-on, so it gets the right batch and keys),
         send it; retransmit an unanswered advice."""
         await self.prepare()
+        if self.terminal.batch_full:
+            raise SessionError("the batch is full (999 transactions): settle it first")
         req = make(self.terminal)
         answer = await self.send(req)
         tries = 1
@@ -126,10 +128,17 @@ class Session:
 
     async def settle(self) -> Answer:
         """Batch settlement with the terminal's own totals, after any reversal owed (no sign-on first:
-        settling needs no keys, and a sign-on would open a new batch)."""
+        settling needs no keys, and a sign-on would open a new batch); retransmitted when unanswered."""
         if self.state.pending is not None:
             await self.prepare()
-        return await self.send(self.terminal.settle())
+        req = self.terminal.settle()
+        answer = await self.send(req)
+        tries = 1
+        # unanswered: the same request again (same STAN: the switch answers a retransmission from its record)
+        while answer.status == "timeout" and tries < self.advice_attempts:
+            tries += 1
+            answer = await self.send(req)
+        return answer
 
     async def close(self) -> None:
         await self.link.aclose()

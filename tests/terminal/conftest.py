@@ -57,7 +57,8 @@ class Sim:
 
     async def __call__(self, *argv: str, port: int | None = None, profile: str = "cup") -> CliResult:
         self.capsys.readouterr()
-        code = await asyncio.to_thread(main, [*self.args(port, profile), *argv])
+        # a hung command fails the test (the worker thread is abandoned) instead of hanging the suite
+        code = await asyncio.wait_for(asyncio.to_thread(main, [*self.args(port, profile), *argv]), 120)
         out, err = self.capsys.readouterr()
         hits = find_secrets(out + err)
         assert not hits, f"card data in terminal-sim output: {hits}"
@@ -75,12 +76,16 @@ def sim(stack: Stack, capsys: pytest.CaptureFixture[str], keys_file: Path, tmp_p
 
 class LossyProxy:
     """A TCP proxy in front of the switch. ``drop_replies`` / ``corrupt_replies`` name how many of the next
-    replies to lose or to damage (last byte of the MAC flipped); ``blackhole`` answers nothing at all."""
+    replies to lose or to damage (last byte of the MAC flipped), ``drop_every`` loses one reply in N;
+    ``blackhole`` answers nothing at all."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.drop_replies = 0
         self.corrupt_replies = 0
+        #: lose one reply in this many (0: never), for as long as the proxy runs
+        self.drop_every = 0
+        self.replies = 0
         self.blackhole = False
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
@@ -107,6 +112,10 @@ class LossyProxy:
                 while True:
                     head = await src.readexactly(2)
                     body = await src.readexactly(int.from_bytes(head, "big"))
+                    if replies:
+                        self.replies += 1
+                    if replies and self.drop_every and self.replies % self.drop_every == 0:
+                        continue
                     if replies and self.drop_replies:
                         self.drop_replies -= 1
                         continue
