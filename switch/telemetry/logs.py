@@ -56,7 +56,8 @@ class _Output:
 
     stream: TextIO | None = None
     level = logging.INFO
-    flush_pending = False
+    #: the loop on which a flush is pending (None: nothing pending)
+    flush_loop: asyncio.AbstractEventLoop | None = None
 
 
 #: a busy switch's ``txn`` lines are flushed together at most this long after the first of them
@@ -64,7 +65,7 @@ FLUSH_DELAY_S = 0.05
 
 
 def _flush() -> None:
-    _Output.flush_pending = False
+    _Output.flush_loop = None
     out = _Output.stream or sys.stdout
     with contextlib.suppress(OSError, ValueError):  # closed at shutdown: nothing left to do
         out.flush()
@@ -123,13 +124,14 @@ class EventLog:
         _redact(fields)
         out = _Output.stream or sys.stdout
         out.write(_dumps(fields) + "\n")
-        if not _Output.flush_pending:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                out.flush()
-                return
-            _Output.flush_pending = True
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            out.flush()
+            return
+        # one pending flush per loop (a loop closed before its flush ran, as in tests, must not block later ones)
+        if _Output.flush_loop is not loop:
+            _Output.flush_loop = loop
             loop.call_later(FLUSH_DELAY_S, _flush)
 
 
