@@ -20,9 +20,7 @@ class InflightRegistry:
     def __init__(self) -> None:
         self._slots: dict[tuple[str, ...], tuple[str, asyncio.Future[dict[str, str] | None]]] = {}
 
-    def claim(
-        self, key: tuple[str, ...], fingerprint: str
-    ) -> tuple[bool, str, asyncio.Future[dict[str, str] | None]]:
+    def claim(self, key: tuple[str, ...], fingerprint: str) -> tuple[bool, str, asyncio.Future[dict[str, str] | None]]:
         """``(True, fp, fut)`` when this request now owns the key, else ``(False, owner_fp, owner_future)``."""
         slot = self._slots.get(key)
         if slot is not None:

@@ -86,5 +86,6 @@ class KeysMac:
         self._deps.metrics.mac_errors.inc()
         if count >= self._mac_max:
             ctx.require_signon = True
-        self._log.warning(logs.MAC_ERROR, tid=ctx.tid, mid=ctx.mid, stan=ctx.stan, mti=ctx.mti, consecutive=count,
-                     peer=ctx.info.peer)
+        self._log.warning(
+            logs.MAC_ERROR, tid=ctx.tid, mid=ctx.mid, stan=ctx.stan, mti=ctx.mti, consecutive=count, peer=ctx.info.peer
+        )

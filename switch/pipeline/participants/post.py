@@ -21,8 +21,16 @@ from switch.rc import RC
 
 #: results that must not be journaled: the request may be retried and then succeed
 _NOT_JOURNALED = frozenset(
-    {Result.HSM_UNAVAILABLE, Result.HSM_ERROR, Result.LEDGER_UNAVAILABLE, Result.INTERNAL_ERROR,
-     Result.MAC_WRONG, Result.MAC_MISSING, Result.NO_WORKING_KEYS, Result.DUPLICATE_CONFLICT}
+    {
+        Result.HSM_UNAVAILABLE,
+        Result.HSM_ERROR,
+        Result.LEDGER_UNAVAILABLE,
+        Result.INTERNAL_ERROR,
+        Result.MAC_WRONG,
+        Result.MAC_MISSING,
+        Result.NO_WORKING_KEYS,
+        Result.DUPLICATE_CONFLICT,
+    }
 )
 
 _RESULTS = {r.value: r for r in Result}

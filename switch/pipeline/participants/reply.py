@@ -41,8 +41,11 @@ class Reply:
         second = int(now.timestamp())
         if second != self._stamp_second:
             self._stamp_second = second
-            self._stamp = (now.strftime("%H%M%S"), now.strftime("%m%d"),
-                           self._deps.clock.business_date().strftime("%m%d"))
+            self._stamp = (
+                now.strftime("%H%M%S"),
+                now.strftime("%m%d"),
+                self._deps.clock.business_date().strftime("%m%d"),
+            )
         return self._stamp
 
     async def build(self, ctx: TxnContext) -> bytes | None:
@@ -74,11 +77,7 @@ class Reply:
             if "32" in adds:
                 fields["32"] = self._deps.acquirer_id
         want_mac = (
-            route is not None
-            and route.mac
-            and bool(ctx.mak_lmk)
-            and not ctx.no_reply_mac
-            and rc not in _NO_MAC_RCS
+            route is not None and route.mac and bool(ctx.mak_lmk) and not ctx.no_reply_mac and rc not in _NO_MAC_RCS
         )
         try:
             if not want_mac:
@@ -113,8 +112,9 @@ class Reply:
 
     def _minimal(self, ctx: TxnContext, reply: IsoMessage) -> bytes | None:
         """Last resort when a reply field could not be encoded: echo fields + 96."""
-        keep: dict[str, Any] = {k: v for k, v in reply.fields.items() if k in ("3", "4", "11", "25", "41", "42",
-                                                                               "49", "60")}
+        keep: dict[str, Any] = {
+            k: v for k, v in reply.fields.items() if k in ("3", "4", "11", "25", "41", "42", "49", "60")
+        }
         keep["39"] = RC.SYSTEM_MALFUNCTION.value
         reply.fields = keep
         ctx.rc = RC.SYSTEM_MALFUNCTION
