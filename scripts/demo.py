@@ -11,7 +11,8 @@
 
 Every step says what it does; a step that fails stops the demo with one line naming it (and the log file
 to read), and the servers are always stopped. Server logs go to ``var/demo/*.log``. Options:
-``--duration S``, ``--terminals N``, ``--rate TPS``, ``--keep`` (leave ``var/demo`` from the last run).
+``--duration S``, ``--terminals N``, ``--rate TPS``, ``--var DIR`` (default ``var/demo``; only a directory the
+demo made is ever wiped), ``--keep`` (do not wipe it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -29,7 +31,9 @@ from pathlib import Path
 from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = Path("var/demo")
+DEFAULT_VAR = Path("var/demo")
+#: written into the demo's directory: only a directory holding it is ever wiped
+MARKER = ".demo-run"
 PROVISIONING = Path("config/demo.toml")
 PY = sys.executable
 
@@ -46,9 +50,9 @@ class Server:
     """A server subprocess whose stdout (JSON log lines) is copied to a log file by a thread that also
     collects the ``listening`` events."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
-        self.log_path = VAR / f"{name}.log"
+        self.log_path = log_dir / f"{name}.log"
         self.listening: list[dict[str, Any]] = []
         self._cond = threading.Condition()
         self._log: IO[str] = self.log_path.open("w", encoding="utf-8")
@@ -114,6 +118,15 @@ class Server:
         return self.proc.returncode
 
 
+_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \[\w+\s*\] ")
+
+
+def result_lines(output: str) -> str:
+    """A command's own output without the structured log lines it also printed."""
+    lines = [x for x in output.strip().splitlines() if not _LOG_LINE.match(x) and not x.startswith("{")]
+    return "\n   ".join(lines)
+
+
 def run(step: str, argv: list[str], env: dict[str, str], *, capture: bool = True) -> str:
     """Run a command; its output is returned (or shown live with ``capture=False``); failure stops the demo."""
     try:
@@ -154,60 +167,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=15.0, help="seconds of load (default 15)")
     ap.add_argument("--terminals", type=int, default=24, help="simulated terminals (default 24)")
     ap.add_argument("--rate", type=float, default=300.0, help="total TPS of the load (default 300)")
-    ap.add_argument("--keep", action="store_true", help="do not wipe var/demo from the last run")
+    ap.add_argument("--keep", action="store_true", help="do not wipe the demo directory from the last run")
+    ap.add_argument("--var", type=Path, default=DEFAULT_VAR, help=f"demo directory (default {DEFAULT_VAR})")
     args = ap.parse_args(argv)
     os.chdir(ROOT)
     servers: list[Server] = []
+    var = args.var
     try:
         require_modules()
-        if VAR.exists() and not args.keep:
-            shutil.rmtree(VAR)
-        VAR.mkdir(parents=True, exist_ok=True)
+        if var.exists() and not args.keep:
+            if not (var / MARKER).exists() and any(var.iterdir()):
+                raise DemoError(f"{var} is not empty and was not made by the demo: not wiping it")
+            shutil.rmtree(var)
+        var.mkdir(parents=True, exist_ok=True)
+        (var / MARKER).touch()
         env = dict(os.environ)
         env.update(
-            SWITCH_DATABASE_DSN=f"sqlite:///{VAR / 'switch.db'}",
-            SWITCH_FILES_VAR_DIR=str(VAR),
-            SWITCH_FILES_CLEARING_DIR=str(VAR / "clearing"),
-            SWITCH_NOTIFY_SMS_FILE=str(VAR / "sms.jsonl"),
-            HSM_PIN_MAILER_FILE=str(VAR / "pin_mailers.jsonl"),
+            SWITCH_DATABASE_DSN=f"sqlite:///{var / 'switch.db'}",
+            SWITCH_FILES_VAR_DIR=str(var),
+            SWITCH_FILES_CLEARING_DIR=str(var / "clearing"),
+            SWITCH_NOTIFY_SMS_FILE=str(var / "sms.jsonl"),
+            HSM_PIN_MAILER_FILE=str(var / "pin_mailers.jsonl"),
             PYTHONUNBUFFERED="1",
         )
 
         say("starting the HSM simulator (payShield-style, test LMK)")
-        hsm = Server(
-            "hsm", [PY, "-m", "hsm_sim", "serve", "--config", "config/hsm.toml", "--listen", "127.0.0.1:0"], env
-        )
+        hsm_argv = [PY, "-m", "hsm_sim", "serve", "--config", "config/hsm.toml", "--listen", "127.0.0.1:0"]
+        hsm = Server("hsm", hsm_argv, env, var)
         servers.append(hsm)
         hsm_port = int(hsm.wait_listening(1)[0]["port"])
         env["SWITCH_HSM_ADDRESS"] = f"127.0.0.1:{hsm_port}"
         print(f"   HSM simulator on 127.0.0.1:{hsm_port} (log {hsm.log_path})")
 
-        say(f"creating the ledger ({VAR / 'switch.db'}) and provisioning {PROVISIONING}")
-        print("   " + run("switch db init", [PY, "-m", "switch", "db", "init"], env).strip().replace("\n", "\n   "))
-        print(
-            "   "
-            + run("switch provision", [PY, "-m", "switch", "provision", str(PROVISIONING)], env)
-            .strip()
-            .replace("\n", "\n   ")
-        )
+        say(f"creating the ledger ({var / 'switch.db'}) and provisioning {PROVISIONING}")
+        print("   " + result_lines(run("switch db init", [PY, "-m", "switch", "db", "init"], env)))
+        print("   " + result_lines(run("switch provision", [PY, "-m", "switch", "provision", str(PROVISIONING)], env)))
 
         say("starting the switch")
-        sw = Server(
-            "switch",
-            [
-                PY,
-                "-m",
-                "switch",
-                "serve",
-                "--listen",
-                "cup=127.0.0.1:0",
-                "--listen",
-                "iso87=127.0.0.1:0",
-                "--http",
-                "127.0.0.1:0",
-            ],
-            env,
-        )
+        listen = ["--listen", "cup=127.0.0.1:0", "--listen", "iso87=127.0.0.1:0", "--http", "127.0.0.1:0"]
+        sw = Server("switch", [PY, "-m", "switch", "serve", *listen], env, var)
         servers.append(sw)
         by = {e.get("profile"): e for e in sw.wait_listening(3)}
         cup = int(by["cup"]["port"])
@@ -225,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
             "--keys",
             str(PROVISIONING),
             "--state",
-            str(VAR / "terminals"),
+            str(var / "terminals"),
         ]
         say("a cashier's purchase of 88.00 at 羊城西饼, with its receipt")
         run("terminal-sim purchase", [*sim, "purchase", "--amount", "88.00", "--expect", "00"], env, capture=False)
@@ -248,23 +246,19 @@ def main(argv: list[str] | None = None) -> int:
                 "--mix",
                 "purchase=75,balance=12,void=4,refund=3,topup=6",
                 "--json",
-                str(VAR / "load.json"),
+                str(var / "load.json"),
             ],
             env,
             capture=False,
         )
 
         say("closing the business date and writing the clearing file")
-        print("   " + run("switch day close", [PY, "-m", "switch", "day", "close"], env).strip())
-        print(
-            "   "
-            + run("switch clearing run", [PY, "-m", "switch", "clearing", "run", "--no-progress"], env)
-            .strip()
-            .replace("\n", "\n   ")
-        )
-        files = sorted((VAR / "clearing").glob("CLR_*.txt"))
+        print("   " + result_lines(run("switch day close", [PY, "-m", "switch", "day", "close"], env)))
+        clearing = [PY, "-m", "switch", "clearing", "run", "--no-progress"]
+        print("   " + result_lines(run("switch clearing run", clearing, env)))
+        files = sorted((var / "clearing").glob("CLR_*.txt"))
         if not files:
-            raise DemoError(f"no clearing file in {VAR / 'clearing'}")
+            raise DemoError(f"no clearing file in {var / 'clearing'}")
         lines = files[-1].read_text(encoding="utf-8").splitlines()
         print(f"   {files[-1]}: {len(lines)} lines; first records and the trailer:")
         for line in [*lines[:3], "   ...", *[x for x in lines if x.startswith("M|")], lines[-1]]:
@@ -285,9 +279,9 @@ def main(argv: list[str] | None = None) -> int:
             if code != 0:
                 failed.append(server.name)
     if failed:
-        print(f"demo: {', '.join(failed)} did not stop cleanly (see {VAR}/*.log)", file=sys.stderr)
+        print(f"demo: {', '.join(failed)} did not stop cleanly (see {var}/*.log)", file=sys.stderr)
         return 1
-    say(f"done: load report {VAR / 'load.json'}, clearing file in {VAR / 'clearing'}, logs in {VAR}")
+    say(f"done: load report {var / 'load.json'}, clearing file in {var / 'clearing'}, logs in {var}")
     return 0
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import multiprocessing
 import queue
@@ -44,6 +45,8 @@ from terminal_sim.terminal import DEFAULT_HEADER, DEFAULT_TPDU, Answer, Card, Re
 
 DEFAULT_MIX = "purchase=80,balance=15,void=3,refund=2"
 MIX_TYPES = ("purchase", "balance", "void", "refund", "topup", "pinchange", "echo")
+#: what a service hall's terminals do
+HALL_TYPES = frozenset({"topup", "balance", "pinchange", "echo"})
 TICK_S = 0.5
 #: how long processes may take to sign their terminals on before the run is abandoned
 READY_TIMEOUT_S = 120.0
@@ -102,12 +105,17 @@ def parse_mix(text: str) -> dict[str, int]:
 
 
 def plan_terminals(keys: KeysFile, n: int, mix: dict[str, int]) -> list[TerminalKey]:
-    """``n`` usable terminals (clear TMK, active merchant); service-hall ones in proportion to the top-up
-    share of the mix (at least one when there are top-ups)."""
+    """``n`` usable terminals (clear TMK, active merchant): shops' terminals merchant by merchant in turn,
+    service-hall ones in proportion to the top-up share of the mix (at least one when there are top-ups)."""
     active = {m.mid for m in keys.merchants.values() if m.status == "active"} if keys.merchants else None
     usable = [t for t in keys.terminals if t.tmk is not None and (active is None or t.mid in active)]
     halls = [t for t in usable if t.kind == "service_hall"]
-    shops = [t for t in usable if t.kind != "service_hall"]
+    # shops' terminals taken merchant by merchant in turn, so every merchant gets its share of the load
+    by_mid: dict[str, list[TerminalKey]] = {}
+    for t in usable:
+        if t.kind != "service_hall":
+            by_mid.setdefault(t.mid, []).append(t)
+    shops = [t for group in itertools.zip_longest(*by_mid.values()) for t in group if t is not None]
     total = sum(mix.values())
     want_halls = 0
     if mix.get("topup", 0):
@@ -155,11 +163,22 @@ class LoadTerminal:
             self.terminal.state.batch = "000001"
         self.link = Link(cfg.host, cfg.port, profile, short=cfg.short)
         self.session = Session(self.terminal, self.link, timeout_s=cfg.timeout_s, observer=stats.observe)
-        allowed = {k: w for k, w in cfg.mix.items() if w > 0 and (k != "topup" or tk.kind == "service_hall")}
+        allowed = self.share_of_mix(cfg.mix, tk.kind)
         self.kinds = list(allowed) or ["balance"]
         self.weights = list(allowed.values()) or [1]
         self.voidable: list[JournalEntry] = []
         self.refundable: list[JournalEntry] = []
+
+    @staticmethod
+    def share_of_mix(mix: dict[str, int], kind: str) -> dict[str, int]:
+        """A shop's terminal does everything but top-ups; a service-hall terminal does the hall's business
+        (top-ups, balance inquiries, PIN changes) when the mix has any, else it stands in for a shop."""
+        wanted = {k: w for k, w in mix.items() if w > 0}
+        if kind == "service_hall":
+            hall = {k: w for k, w in wanted.items() if k in HALL_TYPES}
+            if "topup" in hall:
+                return hall
+        return {k: w for k, w in wanted.items() if k != "topup"}
 
     async def signon(self) -> bool:
         for attempt in range(3):
