@@ -213,10 +213,13 @@ def base_env(workdir: Path) -> dict[str, str]:
 
 
 def start_hsm(workdir: Path, env: dict[str, str]) -> Server:
-    hsm = Server(
-        "hsm", [PY, "-m", "hsm_sim", "serve", "--config", "config/hsm.toml", "--listen", "127.0.0.1:0"], env, workdir
-    )
-    hsm.wait_listening(1)
+    hsm = Server("hsm", [PY, "-m", "hsm_sim", "serve", "--config", "config/hsm.toml", "--listen", "127.0.0.1:0"],
+                 env, workdir)  # fmt: skip
+    try:
+        hsm.wait_listening(1)
+    except BaseException:
+        hsm.stop()  # never leave a simulator behind
+        raise
     return hsm
 
 
