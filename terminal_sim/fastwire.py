@@ -3,7 +3,8 @@
 :class:`FieldCache` assembles a request from per-field byte strings produced by the switch's own codec
 (``encode_message`` of a one-field message, header and bitmap sliced off) and memoised: a terminal sends
 the same TID, MID, batch, card, PIN block and amounts over and over, so almost every field is a dictionary
-hit and only the bitmap is computed. The result is byte-for-byte what ``encode_message`` gives (tested).
+hit and only the bitmap is computed; fixed-length binary and digit fields (STAN, amount, PIN block), whose
+values change, are converted directly. The result is byte-for-byte what ``encode_message`` gives (tested).
 Profiles whose bitmap is not binary, and fields above 64, go through ``encode_message`` directly.
 
 :class:`EcbMac` is the UnionPay ECB MAC of SPEC §3 with one long-lived ECB encryptor per MAK (building a
@@ -12,18 +13,23 @@ cipher context costs more than the two DES blocks it encrypts).
 
 from __future__ import annotations
 
+import re
+
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, modes
 
 from switch.crypto.des import expand_key
 from switch.iso.codec import encode_message
 from switch.iso.header import CupHeader
+from switch.iso.layout import CHECK_DIGITS
 from switch.iso.message import IsoMessage
 from switch.iso.profiles import WireProfile
 from switch.iso.tpdu import Tpdu
 
 #: memoised field encodings kept per profile before the cache starts afresh
 CACHE_LIMIT = 200_000
+_HEX, _BCD, _ASCII_DIGITS = 1, 2, 3
+_HEX_RE = re.compile(r"[0-9A-Fa-f]*")
 
 
 class FieldCache:
@@ -35,6 +41,7 @@ class FieldCache:
         self.exact = profile.layout.bitmap_binary
         self._fields: dict[tuple[str, str], bytes] = {}
         self._heads: dict[str, bytes] = {}
+        self._direct = self._direct_kinds()
 
     def _head(self, mti: str) -> bytes:
         """TPDU + header + MTI (without the bitmap)."""
@@ -44,7 +51,31 @@ class FieldCache:
             self._heads[mti] = head
         return head
 
+    def _direct_kinds(self) -> dict[str, int]:
+        """Fixed-length fields whose encoding is a plain conversion of a well-formed value: binary (52, 64),
+        BCD digits of even length (cup), ASCII digits (iso87). Anything else goes through the codec."""
+        out: dict[str, int] = {}
+        for f in self.profile.layout.fields:
+            if f is None or f.len_type or f.number > 64:
+                continue
+            if f.binary and not f.nibbles:
+                out[f.key] = _HEX
+            elif f.binary and f.nibbles and f.check == CHECK_DIGITS and f.max_len % 2 == 0:
+                out[f.key] = _BCD
+            elif not f.binary and f.check == CHECK_DIGITS and f.data_codec == "ascii":
+                out[f.key] = _ASCII_DIGITS
+        return out
+
     def _field(self, key: str, value: str) -> bytes:
+        kind = self._direct.get(key)
+        if kind is not None:
+            f = self.profile.layout.fields[int(key)]
+            assert f is not None
+            if kind == _HEX:
+                if len(value) == 2 * f.max_len and _HEX_RE.fullmatch(value):
+                    return bytes.fromhex(value)
+            elif len(value) == f.max_len and value.isascii() and value.isdigit():
+                return bytes.fromhex(value) if kind == _BCD else value.encode("ascii")
         k = (key, value)
         data = self._fields.get(k)
         if data is None:

@@ -267,6 +267,9 @@ class LoadTerminal:
                 self.stats.errors += 1
                 await loop_sleep(min(1.0, self.cfg.timeout_s))
                 continue
+            if answer.status == "not_sent":  # the line is down: wait a little before dialling again
+                await loop_sleep(min(1.0, self.cfg.timeout_s))
+                continue
             self._remember(answer)
 
     async def settle(self) -> None:

@@ -206,3 +206,41 @@ def test_fast_encoding_and_mac_equal_the_codec_and_the_reference_mac() -> None:
         assert cache.encode("0200", fields) == encode_message(
             IsoMessage("0200", dict(fields), DEFAULT_TPDU, DEFAULT_HEADER), CUP
         )
+
+
+@pytest.mark.parametrize("profile_name", ["cup", "iso87"])
+def test_fast_encoding_equals_the_codec_for_random_requests(profile_name: str) -> None:
+    import random
+
+    from switch.iso.codec import CodecError
+    from switch.iso.message import IsoMessage
+    from switch.iso.profiles import PROFILES
+
+    profile = PROFILES[profile_name]
+    tpdu, header = (DEFAULT_TPDU, DEFAULT_HEADER) if profile.has_tpdu else (None, None)
+    cache = FieldCache(profile, tpdu, header)
+    rng = random.Random(7)
+    for _ in range(300):
+        fields = {
+            "3": rng.choice(["000000", "310000", "2000", "00000x"]),
+            "4": f"{rng.randrange(10**12):012d}",
+            "11": f"{rng.randrange(10**6):06d}",
+            "22": rng.choice(["021", "011"]),
+            "25": "00",
+            "41": "10000001",
+            "42": "898520154110001",
+            "49": "156",
+            "52": rng.randbytes(8).hex().upper() if rng.random() > 0.1 else "XYZ",
+            "53": "2600000000000000",
+            "60": "22000001000",
+            "64": "0" * 16,
+        }
+        try:
+            want: bytes | None = encode_message(IsoMessage("0200", dict(fields), tpdu, header), profile)
+        except CodecError:
+            want = None
+        if want is None:
+            with pytest.raises(CodecError):
+                cache.encode("0200", fields)
+        else:
+            assert cache.encode("0200", fields) == want
