@@ -193,13 +193,17 @@ class LoadStats:
     def report(self, config: dict[str, Any]) -> dict[str, Any]:
         """The JSON report."""
         exchanges = self.exchanges
+        lat = self._ms(self.latency)
         return {
             "config": config,
             "elapsed_s": round(self.elapsed_s, 3),
             "requests": self.requests,
             "answered": self.answered,
             "tps": round(self.tps, 1),
-            "latency_ms": self._ms(self.latency),
+            "latency_ms": lat,
+            # the headline figures again at the top level, for scripts
+            **{f"{k}_ms": lat[k] for k in ("p50", "p95", "p99", "max")},
+            "settled_balanced": self.settled_balanced,
             "by_type": {
                 k: {"count": int(h.get_total_count()), "latency_ms": self._ms(h), "rc": dict(self.rc_by_type[k])}
                 for k, h in sorted(self.by_type.items())

@@ -46,6 +46,8 @@ async def test_mixed_load_reports_and_every_batch_settles_balanced(stack: Stack,
     assert isinstance(by_type, dict) and {"purchase", "balance", "topup"} <= set(by_type)
     lat = rep["latency_ms"]
     assert isinstance(lat, dict) and 0 < lat["p50"] <= lat["p95"] <= lat["p99"] <= lat["max"]
+    assert (rep["p50_ms"], rep["p99_ms"], rep["max_ms"]) == (lat["p50"], lat["p99"], lat["max"])
+    assert rep["settled_balanced"] == settlement["balanced"]
     client = rep["client"]
     assert isinstance(client, dict) and client["cpu_us_per_message"] > 0
 
