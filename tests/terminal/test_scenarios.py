@@ -130,3 +130,10 @@ def test_shipped_scenarios_are_valid_toml_with_names() -> None:
     for path in SCENARIOS.glob("*.toml"):
         data = tomllib.loads(path.read_text(encoding="utf-8"))
         assert data.get("name"), path.name
+
+
+async def test_scenarios_over_the_iso87_profile(stack: Stack, sim: Sim) -> None:
+    names = ("purchase", "void", "refund", "pinchange", "reversal", "duplicate", "settlement")
+    r = await sim("run", *(str(SCENARIOS / f"{n}.toml") for n in names), port=stack.port("iso87"), profile="iso87")
+    assert r.code == 0, r.out[-3000:] + r.err
+    assert f"{len(names)} of {len(names)} scenarios passed" in r.out
