@@ -247,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
                 "purchase=75,balance=12,void=4,refund=3,topup=6",
                 "--json",
                 str(var / "load.json"),
+                "--progress",
+                "always",  # in place on a terminal, a line every 2 s otherwise (CI logs)
             ],
             env,
             capture=False,
