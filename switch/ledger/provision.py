@@ -276,7 +276,6 @@ async def provision(
     store: LedgerStore, spec: ProvisioningFile, *, bins: Sequence[str], hsm: ProvisionHsm | None
 ) -> ProvisionReport:
     """Apply ``spec`` (see module docstring). ``hsm`` may be ``None`` when the file holds no clear secrets."""
-    report = ProvisionReport()
     mids, tids, tokens = await store.read(_existing, snapshot=True)
     token_of = {c.pan: store.token(c.pan) for c in spec.cards}
     known_mids = mids | {m.mid for m in spec.merchants}
@@ -305,7 +304,9 @@ async def provision(
                 raise ProvisionError("clear development PINs need the HSM (encrypt + IBM offset)")
             offsets[c.pan] = await hsm.pin_offset(c.pin, c.pan)
 
-    async def apply(tx: Tx) -> None:
+    async def apply(tx: Tx) -> ProvisionReport:
+        # a fresh report per run: the writer may replay an operation after rolling its batch back
+        report = ProvisionReport()
         now = store.env.clock.now()
         ts = tx.ts(now)
         for m in spec.merchants:
@@ -389,9 +390,9 @@ async def provision(
                 await tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", c.balance, account)
                 report.loaded_fen += c.balance
             report.created["card"] += 1
+        return report
 
-    await store.write(apply)
-    return report
+    return await store.write(apply)
 
 
 async def _account(tx: Tx, kind: str, ref: str, balance: int | None) -> int:

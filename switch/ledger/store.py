@@ -44,6 +44,11 @@ class LedgerStore:
         self._down = down
 
     async def write(self, fn: TxFn[T]) -> T:
+        """Run ``fn`` in one durable transaction; its result only after the commit.
+
+        ``fn`` may run more than once (PostgreSQL retries deadlocks; the SQLite writer replays a batch after a
+        failure): keep it a function of the database only, with no effects outside it.
+        """
         if self._down:
             raise StoreUnavailable("balance store marked unavailable")
         return await self.backend.write(fn)
