@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Protocol
 
 from switch.backoffice.csvio import AtomicCsvWriter, BadLine, count_data_lines, parse_members
+from switch.backoffice.oplog import get_logger
 from switch.backoffice.ports import BackofficeStore, CardView, NewCard
 from switch.backoffice.progress import Progress
 from switch.backoffice.tokens import card_token, make_pan
 from switch.errors import HandledError
-from switch.telemetry.logs import get_logger
 
 log = get_logger(__name__)
 

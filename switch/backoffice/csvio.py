@@ -1,6 +1,7 @@
 """CSV input of the back office: union members (``cards issue``) and employer top-up orders (``topup import``).
 
-Files are UTF-8 (a BOM, as spreadsheet exports write it, is accepted), comma-separated, with a header line.
+Files are UTF-8 (a BOM, as spreadsheet exports write it, is accepted), comma-separated, with a header line
+(see :func:`_rows` for the spellings accepted and for files without one).
 Each data line is validated on its own and yields either a parsed record or a reason (``bad_mobile``...)
 that ends up as ``rejected:<reason>`` in the per-line result file. Reasons never quote the offending value.
 Amounts are yuan with two decimals in the file and integer fen in memory (:mod:`switch.backoffice.money`).
@@ -85,8 +86,22 @@ def _open_text(path: Path) -> str:
         raise HandledError(f"input file {path} is not UTF-8 (byte {exc.start})") from exc
 
 
+#: other spellings of a column name accepted in a header line (after lower-casing; spaces/hyphens → ``_``)
+ALIASES = {"member": "member_id", "memberid": "member_id", "employer": "employer_id", "phone": "mobile"}
+
+
+def _column_name(cell: str) -> str:
+    name = re.sub(r"[\s\-]+", "_", cell.strip().lower())
+    return ALIASES.get(name, name)
+
+
 def _rows(text: str, columns: Sequence[str], path: Path) -> Iterator[tuple[int, list[str]]]:
-    """Yield (line number, cells in ``columns`` order) for every non-blank data line."""
+    """Yield (line number, cells in ``columns`` order) for every non-blank data line.
+
+    The first non-blank line is the header (columns in any order, extra columns ignored, :data:`ALIASES`
+    accepted). A first line that names none of the columns but has exactly their number of cells is taken as
+    data in the documented column order (a file exported without its header line).
+    """
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
     header: list[str] | None = None
     index: list[int] = []
@@ -95,12 +110,15 @@ def _rows(text: str, columns: Sequence[str], path: Path) -> Iterator[tuple[int, 
         if not row or all(not c.strip() for c in row):
             continue
         if header is None:
-            header = [c.strip().lower() for c in row]
-            missing = [c for c in columns if c not in header]
-            if missing:
-                raise HandledError(f"{path}: header line lacks column(s) {', '.join(missing)}")
-            index = [header.index(c) for c in columns]
-            continue
+            names = [_column_name(c) for c in row]
+            if not set(names) & set(columns) and len(row) == len(columns):
+                header, index = list(columns), list(range(len(columns)))
+            else:
+                missing = [c for c in columns if c not in names]
+                if missing:
+                    raise HandledError(f"{path}: header line lacks column(s) {', '.join(missing)}")
+                header, index = names, [names.index(c) for c in columns]
+                continue
         if len(row) != len(header):
             yield lineno, []
             continue
@@ -172,33 +190,34 @@ def count_data_lines(path: Path) -> int:
     return max(n - 1, 0)
 
 
-class AtomicCsvWriter:
-    """Write a CSV file atomically (temp file in the same directory, fsync, rename) with owner-only mode.
+class AtomicTextWriter:
+    """Write a UTF-8 text file atomically (temp file in the same directory, fsync, rename), owner-only.
 
-    Use as a context manager; the target appears only when the block exits without an exception.
+    Use as a context manager; the target appears only when the block exits without an exception, and the
+    temporary file never outlives the block.
     """
 
-    def __init__(self, path: Path, header: Sequence[str], *, mode: int = 0o600) -> None:
+    def __init__(self, path: Path, *, mode: int = 0o600) -> None:
         self.path = Path(path)
-        self.header = list(header)
         self.mode = mode
         self._tmp: str = ""
         self._fh: io.TextIOWrapper | None = None
-        self._csv: _CsvOut | None = None
 
-    def __enter__(self) -> AtomicCsvWriter:
+    def __enter__(self) -> AtomicTextWriter:
         directory = self.path.parent if str(self.path.parent) else Path(".")
         directory.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=directory)
         os.fchmod(fd, self.mode)
         self._fh = open(fd, "w", encoding="utf-8", newline="")
-        self._csv = _CsvOut(self._fh)
-        self._csv.row(self.header)
         return self
 
-    def row(self, cells: Sequence[object]) -> None:
-        assert self._csv is not None
-        self._csv.row(cells)
+    @property
+    def stream(self) -> io.TextIOWrapper:
+        assert self._fh is not None, "use inside the with block"
+        return self._fh
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         assert self._fh is not None
@@ -211,8 +230,29 @@ class AtomicCsvWriter:
                 os.replace(self._tmp, self.path)
                 fsync_dir(self.path.parent)
         finally:
+            if not self._fh.closed:
+                self._fh.close()
             if os.path.exists(self._tmp):
                 os.unlink(self._tmp)
+
+
+class AtomicCsvWriter(AtomicTextWriter):
+    """:class:`AtomicTextWriter` for CSV (LF line ends): the header row first, then :meth:`row` per line."""
+
+    def __init__(self, path: Path, header: Sequence[str], *, mode: int = 0o600) -> None:
+        super().__init__(path, mode=mode)
+        self.header = list(header)
+        self._csv: _CsvOut | None = None
+
+    def __enter__(self) -> AtomicCsvWriter:
+        super().__enter__()
+        self._csv = _CsvOut(self.stream)
+        self._csv.row(self.header)
+        return self
+
+    def row(self, cells: Sequence[object]) -> None:
+        assert self._csv is not None
+        self._csv.row(cells)
 
 
 class _CsvOut:

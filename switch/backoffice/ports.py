@@ -130,7 +130,8 @@ class BackofficeStore(Protocol):
     async def card_by_member(self, member_id: str) -> CardView | None: ...
     async def insert_card(self, card: NewCard, now: datetime) -> None: ...
     async def card_action(self, token: str, action: str, operator: str, now: datetime) -> tuple[str, str]:
-        """Apply ``lost|freeze|close|unlock-pin``; returns (old status, new status); journaled."""
+        """Apply ``lost|freeze|close|unlock-pin``; returns (old status, new status); journaled as an operator
+        action. A closed card refuses everything but ``close``; a lost card cannot be frozen (only closed)."""
         ...
 
     # --- bulk top-ups ---

@@ -10,8 +10,10 @@ from typing import TextIO
 class Progress:
     """``p = Progress("top-ups", total); p.update(done, applied=..., rejected=...); p.finish()``.
 
+    ``total`` 0 means unknown (a streamed clearing run): the line shows the count and the rate.
+
     On a TTY the line is redrawn at most 10 times a second; on a pipe or file one line is written every 10 %
-    so logs stay short. Nothing here ever prints card data: callers pass counts only.
+    (and at least every 5 s) so logs stay short. Nothing here ever prints card data: callers pass counts only.
     """
 
     def __init__(self, label: str, total: int, *, stream: TextIO | None = None, enabled: bool = True) -> None:
@@ -28,8 +30,10 @@ class Progress:
     def _line(self, counts: dict[str, int]) -> str:
         elapsed = time.monotonic() - self.start
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        pct = f"{100 * self.done / self.total:5.1f}%" if self.total else "     "
         extra = " ".join(f"{k}={v}" for k, v in counts.items())
+        if not self.total:  # total unknown (streamed work): count and rate only
+            return f"{self.label}: {self.done:,} {rate:,.0f}/s {elapsed:5.1f}s {extra}".rstrip()
+        pct = f"{100 * self.done / self.total:5.1f}%"
         return f"{self.label}: {self.done}/{self.total} {pct} {rate:,.0f}/s {elapsed:5.1f}s {extra}".rstrip()
 
     def update(self, done: int, **counts: int) -> None:
@@ -44,8 +48,9 @@ class Progress:
                 self.stream.flush()
         else:
             decile = (10 * done // self.total) if self.total else 0
-            if decile != self._last_decile and decile < 10:
+            if (decile != self._last_decile and decile < 10) or now - self._last_draw >= 5.0:
                 self._last_decile = decile
+                self._last_draw = now
                 self.stream.write(self._line(counts) + "\n")
                 self.stream.flush()
 

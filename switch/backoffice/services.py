@@ -8,12 +8,12 @@ from datetime import date, datetime
 
 from switch.backoffice.gateway import Gateway
 from switch.backoffice.money import format_yuan
+from switch.backoffice.oplog import get_logger
 from switch.backoffice.ports import BackofficeStore, RebateItem
 from switch.backoffice.rebatecalc import card_rebates, month_bounds
 from switch.backoffice.render import render_csv, render_table
 from switch.clearing.records import yyyymmdd
 from switch.errors import HandledError, UsageError
-from switch.telemetry.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -27,7 +27,7 @@ class NoticeKind(StrEnum):
 VERBS: dict[NoticeKind, str] = {
     NoticeKind.TOPUP: "充值",
     NoticeKind.PURCHASE: "消费",
-    NoticeKind.VOID: "撤销",
+    NoticeKind.VOID: "消费撤销",
     NoticeKind.REFUND: "退货",
     NoticeKind.REBATE: "返现",
 }

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from switch.backoffice.csvio import AtomicCsvWriter, BadLine, Order, count_data_lines, parse_orders
 from switch.backoffice.money import format_yuan
+from switch.backoffice.oplog import get_logger
 from switch.backoffice.ports import BackofficeStore, TopupItem, TopupOutcome
 from switch.backoffice.progress import Progress
 from switch.backoffice.timeutil import BusinessCalendar
 from switch.backoffice.tokens import card_token
 from switch.errors import HandledError
-from switch.telemetry.logs import get_logger
 from switch.telemetry.masking import mask_pan
 
 log = get_logger(__name__)

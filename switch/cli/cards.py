@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from switch.backoffice.cards import issue_cards, show_card_text
+from switch.backoffice.oplog import get_logger
 from switch.backoffice.ports import BackofficeStore
 from switch.backoffice.runtime import (
     add_progress_flag,
+    default_out,
     operator_name,
     system_now,
     token_from_arg,
@@ -17,6 +19,8 @@ from switch.backoffice.runtime import (
 from switch.cli import config_from_args
 from switch.errors import HandledError
 
+log = get_logger(__name__)
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
     p = sub.add_parser("cards", help="card issuance and card operations")
@@ -24,7 +28,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     s.required = True
     issue = s.add_parser("issue", parents=[common], help="issue named cards for union members (status INACTIVE)")
     issue.add_argument("members", type=Path, metavar="MEMBERS.csv", help="member_id,name,mobile,employer_id")
-    issue.add_argument("--out", type=Path, required=True, metavar="CARDS.csv", help="per-line issuance report")
+    issue.add_argument(
+        "--out", type=Path, metavar="CARDS.csv", help="per-line issuance report (default: MEMBERS.cards.csv)"
+    )
     add_progress_flag(issue)
     issue.set_defaults(func=run_issue)
     show = s.add_parser("show", parents=[common], help="show a card (PAN masked)")
@@ -32,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
     show.set_defaults(func=run_show)
     helps = {
         "lost": "report the card lost (RC 41 from now on)",
-        "freeze": "freeze the card (RC 62 until unfrozen by an operator)",
+        "freeze": "freeze the card (RC 62)",
         "close": "close the card for good (RC 62)",
         "unlock-pin": "reset the PIN try counter of a PIN-locked card",
     }
@@ -47,6 +53,7 @@ def run_issue(args: argparse.Namespace) -> int:
     from switch.backoffice.hsm_issuer import HsmIssuer
 
     cfg = config_from_args(args)
+    out = args.out or default_out(args.members, "cards")
 
     async def go(store: BackofficeStore) -> str:
         async with HsmIssuer.from_config(cfg) as hsm:
@@ -54,7 +61,7 @@ def run_issue(args: argparse.Namespace) -> int:
                 store,
                 hsm,
                 members_path=args.members,
-                out_path=args.out,
+                out_path=out,
                 bin_=cfg.program.bins[0],
                 token_key=cfg.security.pan_token_key,
                 now=system_now,
@@ -63,7 +70,7 @@ def run_issue(args: argparse.Namespace) -> int:
         return summary.text()
 
     print(with_store(cfg, go))
-    print(f"report: {args.out} (PIN mailers printed by the HSM)")
+    print(f"report: {out} (PIN mailers printed by the HSM)")
     return 0
 
 
@@ -85,7 +92,9 @@ def run_action(args: argparse.Namespace) -> int:
         card = await store.card_by_token(token)
         if card is None:
             raise HandledError("unknown card")
-        old, new = await store.card_action(token, args.action, operator_name(args), system_now())
+        operator = operator_name(args)
+        old, new = await store.card_action(token, args.action, operator, system_now())
+        log.info("card_action", card=card.masked_pan, action=args.action, old=old, new=new, operator=operator)
         return card.masked_pan, old, new
 
     masked, old, new = with_store(cfg, go)

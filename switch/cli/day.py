@@ -1,8 +1,13 @@
-"""``switch day close``: manual cut-over (日切, SPEC §6/§7); prints the closed business date."""
+"""``switch day close``: manual cut-over (日切, SPEC §6/§7); prints the closed business date.
+
+stdout carries exactly the closed date (``YYYYMMDD``, the form ``clearing run --date`` takes), so a script can
+chain ``switch clearing run --date "$(switch day close)"``; the sentence for people goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from switch.backoffice.runtime import system_now, with_store
 from switch.backoffice.services import close_day
@@ -23,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common:
 def run_close(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     closed, opened = with_store(cfg, lambda store: close_day(store, system_now()))
-    print(f"closed business date {yyyymmdd(closed)}; open business date {yyyymmdd(opened)}")
+    print(yyyymmdd(closed))
+    print(f"switch: business date {yyyymmdd(closed)} closed; {yyyymmdd(opened)} is open", file=sys.stderr)
     return 0
 
 

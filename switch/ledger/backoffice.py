@@ -211,12 +211,14 @@ class SqlBackofficeStore:
             old = await tx.fetchval("SELECT status FROM cards WHERE token = $1 FOR UPDATE", token)
             if old is None:
                 raise HandledError("unknown card")
+            if old == "closed" and action != "close":
+                raise HandledError("card is closed")
+            if old == "lost" and action == "freeze":
+                raise HandledError("card is reported lost; it can only be closed")
             if action == "unlock-pin":
                 new = old
                 await tx.execute("UPDATE cards SET pin_tries = 0, updated_at = $1 WHERE token = $2", tx.ts(now), token)
             else:
-                if old == "closed" and action != "close":
-                    raise HandledError("card is closed")
                 new = _ACTION_STATUS[action]
                 await tx.execute(
                     "UPDATE cards SET status = $1, updated_at = $2 WHERE token = $3", new, tx.ts(now), token
