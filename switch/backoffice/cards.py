@@ -122,7 +122,8 @@ async def issue_cards(
                 raise HandledError("no free card sequence found")
             pin_lmk = await hsm.new_pin(pan)
             offset = await hsm.offset_of(pan, pin_lmk)
-            await hsm.print_mailer(pan, pin_lmk, [rec.name, rec.member_id, rec.employer_id])
+            masked = f"{pan[:6]}******{pan[-4:]}"
+            await hsm.print_mailer(pan, pin_lmk, [rec.name, rec.member_id, rec.employer_id, masked])
             card = NewCard(
                 token=token,
                 first6=pan[:6],
@@ -145,7 +146,7 @@ async def issue_cards(
                     rec.name,
                     rec.employer_id,
                     "issued",
-                    f"{card.first6}******{card.last4}",
+                    masked,
                     token,
                     expiry,
                 ]
