@@ -24,5 +24,9 @@ demo: install
 bench: install
 	$(PY) bench/run_all.py
 
+# hostile-input soak: >=100,000 fuzzed inputs (framing, both codecs, TCP, HSM) + connection abuse; prints the figures
+soak: install
+	$(PY) scripts/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf var/*.db* var/clearing var/demo .pytest_cache .mypy_cache .ruff_cache

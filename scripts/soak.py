@@ -1,0 +1,458 @@
+#!/usr/bin/env python3
+"""Soak: a large hostile-input run against the real code, printing the reliability figures (``make soak``).
+
+Parts (each also runs alone with ``--only PART``):
+
+- ``framing``  byte streams with good and bad length prefixes, cut at random points, against a reference parser;
+- ``codec``    ``--inputs`` fuzz inputs per wire profile through ``decode_message`` (structure-aware valid
+               messages, twelve kinds of mutation, garbage), checked by the codec oracle;
+- ``tcp``      fuzz inputs over real TCP to the switch (foundation handler) and to the authorization
+               pipeline on fakes, each checked against SPEC §5.1 (answered / RC 30 / counted close), with a
+               healthy terminal answered throughout; plus business-level fuzz from a signed-on terminal;
+- ``hsm``      fuzzed payShield commands to the HSM simulator's host port (every one answered, in order);
+- ``abuse``    slowloris, idle floods, a connection flood from one address, oversize length prefixes and
+               peers that never read, against a switch with tight limits, while a terminal keeps paying.
+
+The switch's own logs go to a sink that is scanned for card data at the end. Exit 0 only if every check
+held: no crash, no hang, no unanswered well-framed request, no internal error, no secret in any log.
+The fuzz helpers are the test suite's (``tests/hostile``), so CI and the soak fuzz the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import random
+import struct
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from switch.app import BasicHandler, run_async, start_switch  # noqa: E402
+from switch.iso.framing import FrameDecoder, FrameError  # noqa: E402
+from switch.iso.profiles import CUP, ISO87  # noqa: E402
+from switch.server.connection import ConnectionInfo, ConnectionLimits  # noqa: E402
+from switch.server.listener import ListenerSpec, SwitchServer  # noqa: E402
+from switch.telemetry.logs import configure_logging  # noqa: E402
+from switch.telemetry.metrics import Metrics  # noqa: E402
+from tests.hostile.fuzzgen import (  # noqa: E402
+    OracleFailure,
+    check_decode,
+    frame_stream,
+    fuzz_body,
+    reference_frames,
+    split_points,
+)
+from tests.support.secrets import find_secrets  # noqa: E402
+
+PARTS = ("framing", "codec", "tcp", "hsm", "abuse")
+
+
+@dataclass
+class Figures:
+    inputs: Counter[str] = field(default_factory=Counter)
+    malformed_survived: int = 0
+    connections_abused: int = 0
+    refused: int = 0
+    cut: Counter[str] = field(default_factory=Counter)
+    healthy_answered: int = 0
+    unanswered: int = 0
+    crashes: int = 0
+    internal_errors: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def fail(self, part: str, what: str) -> None:
+        if len(self.failures) < 50:
+            self.failures.append(f"{part}: {what}")
+
+
+def progress(msg: str) -> None:
+    print(f"  {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------------- framing, codec
+
+
+def soak_framing(fig: Figures, n: int, seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(n):
+        max_frame = rng.choice((16, 300, 2048))
+        stream = frame_stream(rng, max_frame)
+        expected = reference_frames(stream, max_frame)
+        dec = FrameDecoder(max_frame)
+        frames: list[bytes] = []
+        failed = False
+        cuts = split_points(rng, len(stream))
+        for a, b in itertools.pairwise(cuts):
+            try:
+                frames += dec.feed(stream[a:b])
+            except FrameError as exc:
+                frames += exc.frames
+                failed = True
+                break
+            except Exception as exc:
+                fig.crashes += 1
+                fig.fail("framing", f"decoder raised {type(exc).__name__}")
+                break
+        got = (frames, failed, 0 if failed else dec.buffered)
+        if got != expected:
+            fig.fail("framing", "frames differ from the reference parser")
+        fig.malformed_survived += failed
+    fig.inputs["framing streams"] += n
+
+
+def soak_codec(fig: Figures, n: int, seed: int) -> None:
+    for profile in (CUP, ISO87):
+        rng = random.Random(f"{seed}/{profile.name}")
+        kinds: Counter[str] = Counter()
+        t0 = time.perf_counter()
+        for i in range(n):
+            kind, body = fuzz_body(rng, profile)
+            kinds[kind] += 1
+            try:
+                outcome = check_decode(body, profile)
+            except OracleFailure as exc:
+                fig.crashes += "raised" in str(exc)
+                fig.fail(f"codec/{profile.name}", str(exc))
+                continue
+            fig.malformed_survived += not outcome.ok
+            if i and i % 25000 == 0:
+                progress(f"codec {profile.name}: {i} inputs, {i / (time.perf_counter() - t0):.0f}/s")
+        fig.inputs[f"codec {profile.name}"] += n
+        progress(f"codec {profile.name}: {n} inputs ({kinds['valid']} valid, {kinds['random']} garbage, rest mutated)")
+
+
+# ---------------------------------------------------------------------------------------------------- tcp
+
+
+async def soak_tcp(fig: Figures, n: int, seed: int) -> None:
+    from tests.hostile.tcpfuzz import TcpFuzzStats, fuzz_business, fuzz_switch
+    from tests.support.stack import CARDS, Stack, base_config
+
+    def account(label: str, stats: TcpFuzzStats) -> None:
+        fig.inputs[label] += stats.sent
+        fig.malformed_survived += stats.rc30 + stats.closed
+        fig.healthy_answered += stats.healthy_answered
+        fig.unanswered += sum("no reply" in f or "unanswered" in f for f in stats.failures)
+        for f in stats.failures:
+            fig.fail(label, f)
+        progress(f"{label}: {stats.sent} sent, {stats.answered} answered ({stats.rc30} RC 30), {stats.closed} closed")
+
+    app = await start_switch(base_config(), handler=BasicHandler(Metrics()))
+    try:
+        for profile in ("cup", "iso87"):
+            stats = await fuzz_switch("127.0.0.1", app.server.address(profile)[1], profile, n // 4, seed)
+            account(f"tcp switch {profile}", stats)
+    finally:
+        await app.stop(2.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        async with Stack.start(Path(tmp), backend="fake") as stack:
+            for profile in ("cup", "iso87"):
+                stats = await fuzz_switch("127.0.0.1", stack.port(profile), profile, n // 4, seed + 1)
+                account(f"tcp pipeline {profile}", stats)
+                pos = await stack.pos(profile)
+                stats = await fuzz_business(pos, [(c.pan, c.pin) for c in CARDS], n // 4, seed + 2)
+                account(f"business {profile}", stats)
+            await stack.check_invariants()
+
+
+# ---------------------------------------------------------------------------------------------------- hsm
+
+
+async def soak_hsm(fig: Figures, n: int, seed: int) -> None:
+    from hsm_sim.lmk import Lmk
+    from hsm_sim.server import HsmSimServer
+    from tests.hostile.hsmfuzz import fuzz_hsm
+    from tests.hsm.conftest import sim_config
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = HsmSimServer(sim_config(Path(tmp)))
+        host, port = await server.start()
+        try:
+            stats = await fuzz_hsm(host, port, Lmk.test_set(), n, seed)
+        finally:
+            await server.stop()
+    fig.inputs["hsm commands"] += stats.sent
+    fig.malformed_survived += sum(v for k, v in stats.errors.items() if k != "00")
+    fig.internal_errors += server.stats.internal_errors
+    fig.unanswered += stats.sent - stats.answered
+    for f in stats.failures:
+        fig.fail("hsm", f)
+    if server.stats.internal_errors:
+        fig.fail("hsm", f"{server.stats.internal_errors} commands reached the simulator's internal-error path")
+    progress(f"hsm: {stats.sent} commands, error codes {dict(stats.errors.most_common())}")
+
+
+# -------------------------------------------------------------------------------------------------- abuse
+
+
+async def soak_abuse(fig: Figures, scale: int) -> None:
+    """Connection abuse while a healthy terminal keeps asking; every abuse is cut and counted."""
+    from tests.hostile.tcpfuzz import echo_body
+
+    metrics = Metrics()
+    limits = ConnectionLimits(
+        idle_timeout_s=1.0,
+        frame_timeout_s=0.5,
+        write_timeout_s=0.5,
+        max_connections=4 * scale,
+        max_connections_per_ip=scale,
+    )
+    server = SwitchServer(
+        [ListenerSpec("cup", "127.0.0.1", 0)], BasicHandler(metrics), metrics, limits, max_inflight=256
+    )
+    await server.start()
+    addr = server.address("cup")
+    stop = asyncio.Event()
+    healthy = {"asked": 0, "answered": 0}
+
+    async def terminal() -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            reader, writer = await asyncio.open_connection(*addr)  # short connections, as POS terminals dial
+            body = echo_body(CUP, f"{n % 1000000:06d}")
+            writer.write(struct.pack(">H", len(body)) + body)
+            healthy["asked"] += 1
+            try:
+                head = await asyncio.wait_for(reader.readexactly(2), 5)
+                await asyncio.wait_for(reader.readexactly(struct.unpack(">H", head)[0]), 5)
+                healthy["answered"] += 1
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                fig.fail("abuse", "the healthy terminal was not answered")
+            writer.transport.abort()
+            await asyncio.sleep(0.01)
+
+    async def open_from(source: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            return await asyncio.open_connection(*addr, local_addr=(source, 0))
+        except OSError:
+            return None
+
+    async def wait_closed(conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], timeout: float) -> int:
+        async def one(r: asyncio.StreamReader) -> bool:
+            with contextlib.suppress(ConnectionError):
+                await asyncio.wait_for(r.read(), timeout)
+                return True
+            return True
+
+        done = 0
+        for ok in await asyncio.gather(*(one(r) for r, _w in conns), return_exceptions=True):
+            done += ok is True
+        return done
+
+    async def slowloris() -> None:
+        request = echo_body(CUP, "000001")
+        conns = [c for c in [await open_from(f"127.0.1.{i % 200 + 1}") for i in range(scale)] if c]
+
+        async def drip(w: asyncio.StreamWriter) -> None:
+            for b in struct.pack(">H", len(request)) + request:
+                if w.is_closing():
+                    return
+                with contextlib.suppress(ConnectionError):
+                    w.write(bytes([b]))
+                await asyncio.sleep(0.2)
+
+        drips = [asyncio.create_task(drip(w)) for _r, w in conns]
+        closed = await wait_closed(conns, 10)
+        for d in drips:
+            d.cancel()
+        await asyncio.gather(*drips, return_exceptions=True)
+        fig.connections_abused += len(conns)
+        if closed != len(conns):
+            fig.fail("abuse", f"slowloris: {len(conns) - closed} sockets not cut")
+
+    async def idle_flood() -> None:
+        conns = [c for c in [await open_from(f"127.0.2.{i % 200 + 1}") for i in range(scale)] if c]
+        closed = await wait_closed(conns, 10)
+        fig.connections_abused += len(conns)
+        if closed != len(conns):
+            fig.fail("abuse", f"idle flood: {len(conns) - closed} sockets not closed")
+
+    async def one_address_flood() -> None:
+        conns = [c for c in [await open_from("127.0.3.1") for _ in range(4 * scale)] if c]
+        fig.connections_abused += len(conns)
+        await wait_closed(conns, 10)
+
+    async def oversize() -> None:
+        for i in range(scale):
+            c = await open_from(f"127.0.4.{i % 200 + 1}")
+            if c is None:
+                continue
+            r, w = c
+            w.write(random.choice((b"\xff\xff", b"\x08\x01", b"\x00\x00")) + bytes(16))
+            fig.connections_abused += 1
+            with contextlib.suppress(ConnectionError, TimeoutError):
+                if await asyncio.wait_for(r.read(), 5):
+                    fig.fail("abuse", "an oversize/zero length prefix got an answer")
+
+    async def never_reads() -> None:
+        # POS replies are small enough for the kernel's socket buffers to swallow thousands, so this part
+        # uses a transport with bulky replies (30 kB each): the peer's window fills at once, as it would
+        # with real replies after a longer wait.
+        async def bulky(body: bytes, info: ConnectionInfo) -> bytes | None:
+            return b"R" * 30000
+
+        bulk_metrics = Metrics()
+        bulk = SwitchServer([ListenerSpec("cup", "127.0.0.1", 0)], bulky, bulk_metrics, limits)
+        await bulk.start()
+        writers = []
+        for i in range(max(1, scale // 10)):
+            with contextlib.suppress(OSError):
+                _r, w = await asyncio.open_connection(*bulk.address("cup"), local_addr=(f"127.0.5.{i + 1}", 0))
+                w.write((struct.pack(">H", 1) + b"x") * 500)  # 15 MB of replies asked for, none read
+                writers.append(w)
+        fig.connections_abused += len(writers)
+        deadline = time.monotonic() + 10
+        while bulk_metrics.connections_closed.get(reason="write_timeout") < len(writers):
+            if time.monotonic() > deadline:
+                fig.fail("abuse", "a peer that never reads was not cut by the write timeout")
+                break
+            await asyncio.sleep(0.1)
+        for w in writers:
+            w.transport.abort()
+        await bulk.shutdown(1.0)
+        fig.cut["write_timeout"] += int(bulk_metrics.connections_closed.get(reason="write_timeout"))
+
+    term = asyncio.create_task(terminal())
+    try:
+        for name, part in (
+            ("slowloris", slowloris),
+            ("idle flood", idle_flood),
+            ("one-address flood", one_address_flood),
+            ("oversize prefixes", oversize),
+            ("never-reading peers", never_reads),
+        ):
+            t0 = time.perf_counter()
+            await part()
+            progress(f"abuse {name}: done in {time.perf_counter() - t0:.1f} s")
+    finally:
+        stop.set()
+        await term
+        await server.shutdown(2.0)
+    fig.refused += int(sum(metrics.connections_refused.values.values()))
+    for key, value in metrics.connections_closed.values.items():
+        fig.cut[dict(key).get("reason", "?")] += int(value)
+    fig.healthy_answered += healthy["answered"]
+    fig.unanswered += healthy["asked"] - healthy["answered"]
+    progress(f"abuse: refused {fig.refused}, closed by reason {dict(fig.cut)}")
+
+
+# --------------------------------------------------------------------------------------------------- main
+
+
+async def run(args: argparse.Namespace, fig: Figures) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_loop_error(_loop: asyncio.AbstractEventLoop, ctx: dict[str, object]) -> None:
+        fig.crashes += 1
+        exc = ctx.get("exception")
+        fig.fail("loop", f"unhandled: {ctx.get('message')} {type(exc).__name__ if exc else ''}")
+
+    loop.set_exception_handler(on_loop_error)
+    parts: dict[str, Callable[[], Awaitable[None]]] = {
+        "tcp": lambda: soak_tcp(fig, args.tcp, args.seed),
+        "hsm": lambda: soak_hsm(fig, args.hsm, args.seed),
+        "abuse": lambda: soak_abuse(fig, args.abuse),
+    }
+    for name in PARTS:
+        if name not in args.only:
+            continue
+        t0 = time.perf_counter()
+        print(f"[{name}]", flush=True)
+        if name == "framing":
+            soak_framing(fig, max(1000, args.inputs // 10), args.seed)
+        elif name == "codec":
+            soak_codec(fig, args.inputs // 2, args.seed)
+        else:
+            await parts[name]()
+        fig.seconds[name] = round(time.perf_counter() - t0, 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--inputs", type=int, default=100_000, help="codec fuzz inputs, split over both profiles")
+    p.add_argument("--tcp", type=int, default=8_000, help="fuzz inputs over TCP (switch, pipeline, business)")
+    p.add_argument("--hsm", type=int, default=20_000, help="fuzzed HSM commands")
+    p.add_argument("--abuse", type=int, default=200, help="sockets per abuse kind")
+    p.add_argument("--seed", type=int, default=8583)
+    p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
+    p.add_argument("--json", type=Path, help="write the figures as JSON")
+    args = p.parse_args(argv)
+
+    sink = io.StringIO()
+    configure_logging("info", stream=sink)
+    fig = Figures()
+    t0 = time.perf_counter()
+    print(f"soak: seed {args.seed}, parts {' '.join(args.only)}", flush=True)
+    try:
+        run_async(_wrap(run(args, fig)))
+    except Exception as exc:  # the soak itself must report, not die
+        fig.crashes += 1
+        fig.fail("soak", f"aborted: {type(exc).__name__}")
+    logs = sink.getvalue()
+    secrets = find_secrets(logs)
+    for line in logs.splitlines():
+        if '"handler_error"' in line or '"request_task_error"' in line:
+            fig.internal_errors += 1
+    total = sum(fig.inputs.values())
+    report = {
+        "seed": args.seed,
+        "inputs_fuzzed": total,
+        "inputs_by_part": dict(fig.inputs),
+        "malformed_inputs_survived": fig.malformed_survived,
+        "connections_abused": fig.connections_abused,
+        "connections_refused_by_caps": fig.refused,
+        "connections_cut_by_reason": dict(fig.cut),
+        "healthy_requests_answered": fig.healthy_answered,
+        "unanswered": fig.unanswered,
+        "crashes": fig.crashes,
+        "internal_errors": fig.internal_errors,
+        "log_lines": logs.count("\n"),
+        "secrets_in_logs": len(secrets),
+        "seconds": {**fig.seconds, "total": round(time.perf_counter() - t0, 1)},
+        "failures": fig.failures,
+    }
+    print("\nsoak figures")
+    for key in (
+        "inputs_fuzzed",
+        "malformed_inputs_survived",
+        "connections_abused",
+        "connections_refused_by_caps",
+        "healthy_requests_answered",
+        "unanswered",
+        "crashes",
+        "internal_errors",
+        "secrets_in_logs",
+    ):
+        print(f"  {key.replace('_', ' '):32} {report[key]:>10}")
+    print(f"  {'inputs by part':32} {json.dumps(report['inputs_by_part'])}")
+    print(f"  {'seconds':32} {json.dumps(report['seconds'])}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    ok = not fig.failures and not fig.crashes and not fig.unanswered and not fig.internal_errors and not secrets
+    for f in fig.failures[:20]:
+        print(f"  FAIL {f}")
+    print("soak: OK" if ok else "soak: FAILED")
+    return 0 if ok else 1
+
+
+async def _wrap(coro: Awaitable[None]) -> int:
+    await coro
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
