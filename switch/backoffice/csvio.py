@@ -167,7 +167,7 @@ def validate_order_cells(lineno: int, cells: list[str]) -> Order | BadLine:
     except AmountError:
         fen = 0
     if fen <= 0:
-        return BadLine(lineno, key, "bad_amount", employer_id=employer_id, pan=pan)
+        return BadLine(lineno, key, "bad_amount", employer_id=employer_id, pan=pan, amount_text=amount)
     if not _text_ok(item, MAX_ITEM):
         return BadLine(lineno, key, "bad_item", employer_id=employer_id, pan=pan, amount_text=amount)
     if not _text_ok(note, MAX_NOTE):

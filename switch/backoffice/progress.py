@@ -6,6 +6,9 @@ import sys
 import time
 from typing import TextIO
 
+#: on a pipe, a job with fewer lines than this shows its final line only (unless it takes over 5 s)
+SMALL_JOB = 1000
+
 
 class Progress:
     """``p = Progress("top-ups", total); p.update(done, applied=..., rejected=...); p.finish()``.
@@ -13,7 +16,8 @@ class Progress:
     ``total`` 0 means unknown (a streamed clearing run): the line shows the count and the rate.
 
     On a TTY the line is redrawn at most 10 times a second; on a pipe or file one line is written every 10 %
-    (and at least every 5 s) so logs stay short. Nothing here ever prints card data: callers pass counts only.
+    of a large job (and at least every 5 s) so logs stay short. Nothing here ever prints card data: callers
+    pass counts only.
     """
 
     def __init__(self, label: str, total: int, *, stream: TextIO | None = None, enabled: bool = True) -> None:
@@ -23,7 +27,7 @@ class Progress:
         self.enabled = enabled
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.start = time.monotonic()
-        self._last_draw = 0.0
+        self._last_draw = self.start
         self._last_decile = -1
         self.done = 0
 
@@ -47,7 +51,7 @@ class Progress:
                 self.stream.write("\r\x1b[K" + self._line(counts))
                 self.stream.flush()
         else:
-            decile = (10 * done // self.total) if self.total else 0
+            decile = (10 * done // self.total) if self.total >= SMALL_JOB else self._last_decile
             if (decile != self._last_decile and decile < 10) or now - self._last_draw >= 5.0:
                 self._last_decile = decile
                 self._last_draw = now

@@ -25,7 +25,7 @@ from switch.backoffice.progress import Progress
 from switch.backoffice.timeutil import BusinessCalendar
 from switch.backoffice.tokens import card_token
 from switch.errors import HandledError
-from switch.telemetry.masking import mask_pan
+from switch.telemetry.masking import mask_pan, mask_pans_in_text
 
 log = get_logger(__name__)
 
@@ -103,7 +103,9 @@ async def import_topups(
         for rec, item in pending:
             if isinstance(rec, BadLine):
                 result = f"rejected:{rec.reason}"
-                writer.row([rec.line, rec.key, rec.employer_id, mask_pan(rec.pan), rec.amount_text, result])
+                writer.row(
+                    [rec.line, rec.key, rec.employer_id, mask_pan(rec.pan), mask_pans_in_text(rec.amount_text), result]
+                )
             else:
                 assert item is not None
                 result = outcomes[rec.line].result
