@@ -11,7 +11,9 @@ Parts (each also runs alone with ``--only PART``):
                healthy terminal answered throughout; plus business-level fuzz from a signed-on terminal;
 - ``hsm``      fuzzed payShield commands to the HSM simulator's host port (every one answered, in order);
 - ``abuse``    slowloris, idle floods, a connection flood from one address, oversize length prefixes and
-               peers that never read, against a switch with tight limits, while a terminal keeps paying.
+               peers that never read, against a switch with tight limits, while a terminal keeps paying;
+- ``atheris``  optional (``--atheris SECONDS``, needs ``pip install atheris``): coverage-guided fuzzing of
+               ``decode_message`` for each profile, seeded with valid messages, under the same oracle.
 
 The switch's own logs go to a sink that is scanned for card data at the end. Exit 0 only if every check
 held: no crash, no hang, no unanswered well-framed request, no internal error, no secret in any log.
@@ -56,7 +58,7 @@ from tests.hostile.fuzzgen import (  # noqa: E402
 )
 from tests.support.secrets import find_secrets  # noqa: E402
 
-PARTS = ("framing", "codec", "tcp", "hsm", "abuse")
+PARTS = ("framing", "codec", "tcp", "hsm", "abuse", "atheris")
 
 
 @dataclass
@@ -350,6 +352,65 @@ async def soak_abuse(fig: Figures, scale: int) -> None:
     progress(f"abuse: refused {fig.refused}, closed by reason {dict(fig.cut)}")
 
 
+# ------------------------------------------------------------------------------------------------ atheris
+
+
+#: the coverage-guided harness, run as ``python -c`` so that only ``switch.iso`` is instrumented (at import)
+ATHERIS_HARNESS = f"""
+import sys
+sys.path.insert(0, {str(ROOT)!r})
+import atheris
+with atheris.instrument_imports(include=["switch.iso"]):
+    import switch.iso.codec, switch.iso.framing, switch.iso.layout, switch.iso.fields
+    from switch.iso.profiles import PROFILES
+from tests.hostile.fuzzgen import check_decode
+profile = PROFILES[sys.argv[1]]
+atheris.Setup([sys.argv[0], *sys.argv[2:]], lambda data: check_decode(data, profile))
+atheris.Fuzz()
+"""
+
+
+def soak_atheris(fig: Figures, seconds: int, seed: int) -> None:
+    import subprocess
+
+    try:
+        import atheris  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError:
+        progress("atheris: not installed (pip install atheris), skipped")
+        return
+    from tests.hostile.fuzzgen import encode_with_spans, valid_message
+
+    for profile in (CUP, ISO87):
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = Path(tmp) / "corpus"
+            corpus.mkdir()
+            rng = random.Random(seed)
+            for i in range(200):
+                (corpus / f"seed{i}").write_bytes(encode_with_spans(valid_message(rng, profile), profile).body)
+            argv = [
+                sys.executable,
+                "-c",
+                ATHERIS_HARNESS,
+                profile.name,
+                str(corpus),
+                f"-max_total_time={seconds}",
+                "-max_len=2048",
+                "-print_final_stats=1",
+                f"-seed={seed}",
+                f"-artifact_prefix={tmp}/",
+            ]
+            proc = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=seconds + 120)
+            runs = 0
+            for line in proc.stderr.splitlines():
+                if line.startswith("stat::number_of_executed_units:"):
+                    runs = int(line.split(":")[-1])
+            fig.inputs[f"atheris {profile.name}"] += runs
+            if proc.returncode != 0:
+                fig.crashes += 1
+                fig.fail(f"atheris/{profile.name}", "finding: " + (proc.stderr.strip().splitlines() or ["?"])[-1][:200])
+            progress(f"atheris {profile.name}: {runs} executions in {seconds} s, exit {proc.returncode}")
+
+
 # --------------------------------------------------------------------------------------------------- main
 
 
@@ -368,12 +429,15 @@ async def run(args: argparse.Namespace, fig: Figures) -> None:
         "abuse": lambda: soak_abuse(fig, args.abuse),
     }
     for name in PARTS:
-        if name not in args.only:
+        if name not in args.only or (name == "atheris" and not args.atheris):
             continue
         t0 = time.perf_counter()
         print(f"[{name}]", flush=True)
         if name == "framing":
             soak_framing(fig, max(1000, args.inputs // 10), args.seed)
+        elif name == "atheris":
+            if args.atheris:
+                soak_atheris(fig, args.atheris, args.seed)
         elif name == "codec":
             soak_codec(fig, args.inputs // 2, args.seed)
         else:
@@ -387,6 +451,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", type=int, default=8_000, help="fuzz inputs over TCP (switch, pipeline, business)")
     p.add_argument("--hsm", type=int, default=20_000, help="fuzzed HSM commands")
     p.add_argument("--abuse", type=int, default=200, help="sockets per abuse kind")
+    p.add_argument(
+        "--atheris", type=int, default=0, metavar="SECONDS", help="coverage-guided codec fuzzing per profile"
+    )
     p.add_argument("--seed", type=int, default=8583)
     p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS))
     p.add_argument("--json", type=Path, help="write the figures as JSON")
