@@ -360,7 +360,10 @@ class SqlBackofficeStore:
                 limit,
             )
         )
-        return [Notice(r[0], r[1], r[2], r[3], as_datetime(r[4]).isoformat(timespec="seconds")) for r in rows]
+        tz = self.calendar.tz
+        return [
+            Notice(r[0], r[1], r[2], r[3], as_datetime(r[4]).astimezone(tz).isoformat(timespec="seconds")) for r in rows
+        ]
 
     async def mark_notices_sent(self, ids: Sequence[str], now: datetime) -> None:
         rrns = [(i.removeprefix("sms-"),) for i in ids if i.startswith("sms-")]
