@@ -224,13 +224,22 @@ class PosConnection(asyncio.Protocol):
         self.closed.set()
 
     def data_received(self, data: bytes) -> None:
-        if self._closing:
-            return
+        if self._closing or self._drain_close is not None:
+            return  # closing, or after a bad length prefix: the rest of the stream is not read (nor logged)
         now = self._last_activity = time.monotonic()
         if self._tls is not None:
             data = self._tls_receive(data)
+            if self._tls.peer_closed:
+                self._take_frames(data, now)  # records before the close_notify are requests like any other
+                self.eof_received()
+                return
             if not data:
                 return
+        self._take_frames(data, now)
+
+    def _take_frames(self, data: bytes, now: float) -> None:
+        if not data or self._closing:
+            return
         try:
             frames = self._decoder.feed(data)
         except FrameError as exc:
@@ -268,8 +277,6 @@ class PosConnection(asyncio.Protocol):
         self._flush_tls()
         if tls.established and not was_established:
             self._frame_started = None
-        if tls.peer_closed:
-            self.eof_received()
         return plain
 
     def _flush_tls(self) -> None:
