@@ -215,3 +215,21 @@ async def test_shutdown_does_not_wait_forever_for_a_peer_that_never_reads(
     await wait_for(lambda: any(c._write_paused_since for c in server.state.connections))
     await asyncio.wait_for(server.shutdown(grace_s=0.2), 10)
     assert server.metrics.connections_open.get() == 0
+
+
+async def test_stream_after_a_bad_prefix_is_ignored_while_earlier_requests_finish(
+    start_server: StartServer, clients: Clients
+) -> None:
+    async def slow(body: bytes, info: ConnectionInfo) -> bytes | None:
+        await asyncio.sleep(0.2)
+        return body
+
+    server = await start_server(handler=slow)
+    reader, writer = await clients.open(server.address("iso87"), source="127.0.0.2")
+    writer.write(frame(b"first") + b"\xff\xff")
+    for _ in range(5):  # more garbage while "first" is still in flight: not read, not logged again
+        await asyncio.sleep(0.02)
+        writer.write(b"\xff\xff" * 100)
+    assert await read_frame(reader) == b"first"
+    assert await closed_by_peer(reader) == b""
+    assert server.metrics.frame_errors.get(reason="oversize") == 1
