@@ -10,6 +10,7 @@ open date is refused, a late reversal is an ADJUSTMENT in the next file, a disk 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -347,3 +348,19 @@ async def test_a_lost_file_is_regenerated_byte_for_byte(world: World) -> None:
     path.write_bytes(raw.replace(b"|777|", b"|778|"))  # tampered: refused, left as found
     tampered = await world.cli("clearing", "run", "--date", ymd(d0))
     assert tampered.code == 1 and "trailer check" in tampered.err
+
+
+async def test_a_date_the_clock_closed_moments_ago_is_not_cleared_yet(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = datetime.now(TZ)
+    if now.second > 55:  # the run must start within the same minute
+        await asyncio.sleep(61 - now.second)
+        now = datetime.now(TZ)
+    monkeypatch.setenv("SWITCH_PROGRAM_CUTOVER", now.strftime("%H:%M"))  # the clock's cut-over: this minute
+    r = await world.cli("clearing", "run")
+    assert r.code == 1 and "less than a minute ago" in r.err
+    assert not world.clearing_dir.exists()
+    closed = await world.close_day()  # closed by hand: the close waited for transactions in flight
+    done = await world.ok("clearing", "run", "--date", ymd(closed), "--no-progress")
+    assert "written" in done.out
