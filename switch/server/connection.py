@@ -46,6 +46,8 @@ from switch.telemetry import logs
 from switch.telemetry.metrics import Metrics
 
 _conn_ids = itertools.count(1)
+#: longest wait, after our FIN, for the peer of a connection we closed on an error to close its side
+_LINGER_S = 2.0
 
 
 @dataclass(slots=True)
@@ -158,6 +160,7 @@ class PosConnection(asyncio.Protocol):
         self._tls: TlsSession | None = None
         self._closing = False
         self._close_started = 0.0
+        self._lingering = False
         #: close reason once in-flight requests are answered (half-close, frame error)
         self._drain_close: str | None = None
         self._close_reason = "connection_lost"
@@ -287,7 +290,9 @@ class PosConnection(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # Half-close from the terminal (request sent, then SHUT_WR, or a TLS close_notify): answer what is in
-        # flight, then close.
+        # flight, then close. During a lingering close the peer's FIN ends it (returning False closes).
+        if self._closing:
+            return False
         self._close_when_drained("peer_closed")
         return True
 
@@ -380,14 +385,15 @@ class PosConnection(asyncio.Protocol):
             except CloseConnection as exc:
                 self._state.metrics.frame_errors.inc(reason=exc.reason)
                 self._log.warning(logs.FRAME_ERROR, peer=self.info.peer, profile=self._profile.name, reason=exc.reason)
-                self.close("undecodable", graceful=True)
+                # other requests of this connection already in flight are well framed: they get their answers
+                self._close_when_drained("undecodable")
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # The application promises an answer for everything it can parse; reaching here is a bug.
                 self._log.exception("handler_error", peer=self.info.peer, profile=self._profile.name)
-                self.close("handler_error", graceful=True)
+                self._close_when_drained("handler_error")
                 return
             finally:
                 state.metrics.inflight.dec()
@@ -396,7 +402,7 @@ class PosConnection(asyncio.Protocol):
                 self.write(reply)
             except FrameError:
                 self._log.error("reply_error", peer=self.info.peer, profile=self._profile.name, length=len(reply))
-                self.close("handler_error", graceful=True)
+                self._close_when_drained("handler_error")
 
     def write(self, body: bytes) -> None:
         transport = self._transport
@@ -427,7 +433,7 @@ class PosConnection(asyncio.Protocol):
             # A graceful close waits for the write buffer to drain: a peer that never reads would hold the
             # socket forever, so the write timeout bounds the wait.
             if not self.closed.is_set() and self._transport is not None:
-                if now - self._close_started > lim.write_timeout_s:
+                if now - self._close_started > (_LINGER_S if self._lingering else lim.write_timeout_s):
                     self._transport.abort()
                 else:
                     self._arm_idle_timer()
@@ -451,14 +457,26 @@ class PosConnection(asyncio.Protocol):
         self._closing = True
         self._close_reason = reason
         self._close_started = time.monotonic()
-        if self._transport is not None:
-            if graceful:
-                if self._tls is not None:
-                    self._tls.close_notify()
-                    self._flush_tls()
-                self._transport.close()
-            else:
-                self._transport.abort()
+        transport = self._transport
+        if transport is None:
+            return
+        if not graceful:
+            transport.abort()
+            return
+        if self._tls is not None:
+            self._tls.close_notify()
+            self._flush_tls()
+        if self._drain_close not in (None, "peer_closed") and transport.can_write_eof():
+            # Lingering close (as HTTP servers do): the peer may still be sending, and closing with unread
+            # bytes makes the kernel answer with a reset that can destroy the replies still on their way.
+            # So: FIN after the replies, read and drop whatever still comes, close when the peer closes
+            # (eof_received) or when the write timeout runs out (_check_timers).
+            transport.write_eof()
+            self._lingering = True
+            if not transport.is_reading():
+                transport.resume_reading()
+            return
+        transport.close()
 
     def abort(self) -> None:
         """Drop the socket now, unsent replies included (shutdown's last resort)."""

@@ -14,7 +14,7 @@ import struct
 import pytest
 from structlog.testing import capture_logs
 
-from switch.server.connection import ConnectionInfo
+from switch.server.connection import CloseConnection, ConnectionInfo
 from switch.server.listener import SwitchServer
 from tests.hostile.conftest import Clients, StartServer, closed_by_peer, wait_for
 from tests.server.wire import echo_request, frame, read_frame, read_reply
@@ -152,6 +152,7 @@ async def test_bad_length_prefixes_close_that_connection_only(
     bad_w.write(echo_request("000001") + prefix + b"\x00" * 64)
     assert (await read_reply(bad_r)).fields["11"] == "000001"  # the well-framed request before it is answered
     assert await closed_by_peer(bad_r) == b""
+    bad_w.close()  # the switch lingers (reads and drops) until the peer closes its side too
     good_w.write(echo_request("000002"))
     assert (await read_reply(good_r)).fields["11"] == "000002"
     assert server.metrics.frame_errors.get(reason=reason) == 1
@@ -195,6 +196,7 @@ async def test_a_failing_application_closes_only_that_connection(start_server: S
         r, w = await clients.open(server.address("iso87"))
         w.write(frame(bad))
         assert await closed_by_peer(r) == b""
+        w.close()
     r, w = await clients.open(server.address("iso87"))
     w.write(frame(b"fine"))
     assert await read_frame(r) == b"fine"
@@ -233,3 +235,21 @@ async def test_stream_after_a_bad_prefix_is_ignored_while_earlier_requests_finis
     assert await read_frame(reader) == b"first"
     assert await closed_by_peer(reader) == b""
     assert server.metrics.frame_errors.get(reason="oversize") == 1
+
+
+async def test_an_unanswerable_frame_does_not_cost_the_answers_already_in_flight(
+    start_server: StartServer, clients: Clients
+) -> None:
+    async def handler(body: bytes, info: ConnectionInfo) -> bytes | None:
+        if body == b"bad":
+            raise CloseConnection("undecodable")
+        await asyncio.sleep(0.2)
+        return body + b"-ok"
+
+    server = await start_server(handler=handler)
+    reader, writer = await clients.open(server.address("cup"))
+    writer.write(frame(b"slow1") + frame(b"bad") + frame(b"slow2"))  # pipelined, the bad one in the middle
+    assert sorted([await read_frame(reader), await read_frame(reader)]) == [b"slow1-ok", b"slow2-ok"]
+    assert await closed_by_peer(reader) == b""
+    writer.close()
+    await wait_for(lambda: server.metrics.connections_closed.get(reason="undecodable") == 1)
