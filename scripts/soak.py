@@ -194,7 +194,9 @@ async def soak_hsm(fig: Figures, n: int, seed: int) -> None:
         fig.fail("hsm", f)
     if server.stats.internal_errors:
         fig.fail("hsm", f"{server.stats.internal_errors} commands reached the simulator's internal-error path")
-    progress(f"hsm: {stats.sent} commands, error codes {dict(stats.errors.most_common())}")
+    if stats.seeds < 12:
+        fig.fail("hsm", f"only {stats.seeds} seed commands recorded from the client session")
+    progress(f"hsm: {stats.sent} commands from {stats.seeds} seeds, error codes {dict(stats.errors.most_common())}")
 
 
 # -------------------------------------------------------------------------------------------------- abuse

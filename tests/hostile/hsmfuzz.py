@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from hsm_sim.commands import COMMANDS
 from hsm_sim.lmk import Lmk
 from switch.hsm.client import HsmClient, HsmError
-from switch.hsm.wire import HsmReply
 
 HEX = "0123456789ABCDEF"
 KEY_TYPES = ("000", "001", "002", "003", "008", "009", "00A", "00B", "402", "FFF", "0", "")
@@ -51,24 +50,57 @@ class HsmFuzzStats:
     sent: int = 0
     answered: int = 0
     unreadable: int = 0
+    seeds: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
 
 
-class _Recorder(HsmClient):
-    """The switch's client, keeping every command it sends."""
+class _WireRecorder:
+    """A TCP proxy in front of the simulator keeping every request frame the client sends: recording at the
+    wire, not inside the client, so the seeds stay valid whatever the client's internals become."""
 
-    seeds: list[tuple[bytes, bytes]]
+    def __init__(self, host: str, port: int, header_len: int) -> None:
+        self.upstream = (host, port)
+        self.header_len = header_len
+        self.seeds: list[tuple[bytes, bytes]] = []
+        self.server: asyncio.Server | None = None
 
-    async def call(self, command: str, fields: bytes = b"") -> HsmReply:
-        self.seeds.append((command.encode("ascii"), fields))
-        return await super().call(command, fields)
+    async def start(self) -> tuple[str, int]:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        host, port = self.server.sockets[0].getsockname()[:2]
+        return host, port
+
+    async def _client(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        ur, uw = await asyncio.open_connection(*self.upstream)
+
+        async def pump_up() -> None:
+            buf = b""
+            while data := await r.read(65536):
+                uw.write(data)
+                buf += data
+                while len(buf) >= 2 and len(buf) >= 2 + (n := struct.unpack(">H", buf[:2])[0]):
+                    body, buf = buf[2 : 2 + n], buf[2 + n :]
+                    hl = self.header_len
+                    self.seeds.append((body[hl : hl + 2], body[hl + 2 :]))
+            uw.close()
+
+        async def pump_down() -> None:
+            while data := await ur.read(65536):
+                w.write(data)
+            w.close()
+
+        await asyncio.gather(pump_up(), pump_down(), return_exceptions=True)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
 
 
 async def record_seeds(host: str, port: int, lmk: Lmk) -> list[tuple[bytes, bytes]]:
     """Valid commands, as the switch sends them, from an honest session against the simulator."""
-    client = _Recorder(host, port, pool_size=1, timeout_s=5.0)
-    client.seeds = []
+    recorder = _WireRecorder(host, port, header_len=4)
+    client = HsmClient(*await recorder.start(), pool_size=1, timeout_s=5.0)
     await client.start()
     pan = "9900010000000019"
     clear = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -106,7 +138,8 @@ async def record_seeds(host: str, port: int, lmk: Lmk) -> list[tuple[bytes, byte
                 continue
     finally:
         await client.close()
-    return client.seeds
+        await recorder.close()
+    return recorder.seeds
 
 
 class HsmFuzzer:
@@ -186,7 +219,7 @@ async def fuzz_hsm(host: str, port: int, lmk: Lmk, n: int, seed: int, batch: int
     rng = random.Random(seed)
     fuzzer = HsmFuzzer(lmk, seeds=await record_seeds(host, port, lmk))
     hl = fuzzer.header_len
-    stats = HsmFuzzStats()
+    stats = HsmFuzzStats(seeds=len(fuzzer.seeds))
     reader, writer = await asyncio.open_connection(host, port)
     counter = 0
     try:

@@ -21,6 +21,7 @@ async def test_fuzz_the_hsm_host_port(tmp_path: Path) -> None:
     finally:
         await server.stop()
     assert stats.failures == [], stats.failures[:5]
+    assert stats.seeds >= 12  # the honest session was recorded (else the fuzz only scratches the parsers)
     assert stats.answered == stats.sent == 3000
     assert server.stats.internal_errors == 0
     assert server.stats.connections == 2  # the seed recorder's and the fuzzer's: never dropped, never redialled
