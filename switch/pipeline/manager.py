@@ -207,8 +207,7 @@ class TransactionManager:
         steps = ctx.steps
         for k, v in steps.items():
             steps[k] = round(v, 3)
-        self._txn_log.info(
-            logs.TXN,
+        self._txn_log.txn(
             mti=ctx.mti,
             txn_type=ctx.txn_type,
             tid=ctx.tid,
@@ -224,5 +223,5 @@ class TransactionManager:
             latency_ms=round(latency * 1000, 3),
             steps=steps,
             peer=ctx.info.peer,
-            **ctx.log_extra,
+            extra=ctx.log_extra,
         )

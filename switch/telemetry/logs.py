@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import json.encoder
 import logging
 import sys
+import time
 from collections.abc import MutableMapping
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
@@ -35,8 +36,24 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 
 
 def _timestamp(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    event_dict["ts"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    event_dict["ts"] = _now_text()
     return event_dict
+
+
+class _Clock:
+    second = -1
+    prefix = ""
+
+
+def _now_text() -> str:
+    """UTC now as ``2026-11-26T21:47:28.123Z`` (= ``datetime.isoformat(timespec="milliseconds")`` with ``Z``);
+    the part up to the second is formatted once per second."""
+    t = time.time()
+    second = int(t)
+    if second != _Clock.second:
+        _Clock.second = second
+        _Clock.prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    return f"{_Clock.prefix}{int((t - second) * 1000):03d}Z"
 
 
 def _scrub_exception(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -83,20 +100,45 @@ def _plain(key: str) -> bool:
     return plain
 
 
+#: strings the PAN scan left unchanged (MIDs, peers ...): the scan is skipped the next time. Only unchanged
+#: values are kept, so no PAN is ever held here; bounded by clearing.
+_CLEAN: set[str] = set()
+_CLEAN_MAX = 4096
+
+
+def _mask_text(value: str) -> str:
+    if value in _CLEAN:
+        return value
+    masked = mask_pans_in_text(value)
+    if masked == value:
+        if len(_CLEAN) >= _CLEAN_MAX:
+            _CLEAN.clear()
+        _CLEAN.add(value)
+    return masked
+
+
 def _redact(fields: dict[str, Any]) -> None:
-    """Exactly :func:`redact_processor`'s result, cheaper: the key rules are decided once per key name, and a
-    string too short to hold a PAN (< 13 characters) or a mapping of numbers needs no look."""
+    """Exactly :func:`redact_processor`'s result, cheaper: the key rules are decided once per key name, a
+    string too short to hold a PAN (< 13 characters) or a mapping of numbers needs no look, and a string
+    found clean once is not scanned again."""
+    plain_key = _PLAIN_KEY
     for key, value in fields.items():
-        if value is None or isinstance(value, int | float | bool):
+        t = type(value)
+        if value is None or t is int or t is float or t is bool or isinstance(value, int | float):
             continue
-        if not _plain(key):
+        plain = plain_key.get(key)
+        if plain is None:
+            plain = _plain(key)
+        if not plain:
             fields[key] = redact_value(key, value)
-        elif isinstance(value, str):
+        elif t is str:
             if len(value) >= 13:
-                fields[key] = mask_pans_in_text(value)
-        elif isinstance(value, dict):
-            if not all(isinstance(v, int | float) and _plain(k) for k, v in value.items()):
-                fields[key] = redact_value(key, value)
+                fields[key] = _mask_text(value)
+        elif t is dict:
+            for k, v in value.items():
+                if not (isinstance(v, int | float) and (plain_key.get(k) or _plain(k))):
+                    fields[key] = redact_value(key, value)
+                    break
         else:
             fields[key] = redact_value(key, value)
 
@@ -122,17 +164,82 @@ class EventLog:
         fields["level"] = "info"
         _timestamp(None, "", fields)
         _redact(fields)
-        out = _Output.stream or sys.stdout
-        out.write(_dumps(fields) + "\n")
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            out.flush()
+        _write(_dumps(fields))
+
+    def txn(
+        self,
+        *,
+        mti: str,
+        txn_type: str,
+        tid: str,
+        mid: str,
+        stan: str,
+        batch: str,
+        rrn: str,
+        pan: str,
+        amount: int,
+        rc: str,
+        reason: str,
+        auth_code: str,
+        latency_ms: float,
+        steps: dict[str, float],
+        peer: str,
+        extra: dict[str, Any],
+    ) -> None:
+        """The ``event=txn`` line (SPEC §9): the same JSON object as ``info("txn", ...)`` with these keys,
+        formatted directly (the per-request hot path). ``pan`` must be masked already; every other string
+        gets the same look as in :func:`_redact` (long ones scanned for PANs), and ``extra`` goes through it."""
+        if _Output.level > logging.INFO:
             return
-        # one pending flush per loop (a loop closed before its flush ran, as in tests, must not block later ones)
-        if _Output.flush_loop is not loop:
-            _Output.flush_loop = loop
-            loop.call_later(FLUSH_DELAY_S, _flush)
+        enc = _enc
+        if len(mid) >= 13:
+            mid = _mask_text(mid)
+        if len(peer) >= 13:
+            peer = _mask_text(peer)
+        # steps: the engine's bucket names (plain keys, checked once each) -> float milliseconds
+        plain = _PLAIN_KEY
+        if all(plain.get(k) or _plain(k) for k in steps) and all(type(v) is float for v in steps.values()):
+            steps_text = ",".join([f"{enc(k)}:{v!r}" for k, v in steps.items()])
+        else:
+            steps_text = _dumps(redact_value("steps", steps))[1:-1]
+        head = (
+            f'{{"mti":{enc(mti)},"txn_type":{enc(txn_type)},"tid":{enc(_short(tid))},"mid":{enc(mid)},'
+            f'"stan":{enc(_short(stan))},"batch":{enc(_short(batch))},"rrn":{enc(_short(rrn))},'
+            f'"pan":{enc(_masked(pan))},"amount":{int(amount)},"rc":{enc(_short(rc))},"reason":{enc(_short(reason))},'
+            f'"auth_code":{enc(_short(auth_code))},"latency_ms":{float(latency_ms)!r},"steps":{{{steps_text}}},'
+            f'"peer":{enc(peer)}'
+        )
+        if extra:
+            _redact(extra)
+            head += "," + _dumps(extra)[1:-1]
+        _write(f'{head},"logger":{enc(self._name)},"event":"txn","level":"info","ts":"{_now_text()}"}}')
+
+
+def _short(value: str) -> str:
+    """A value that cannot hold a PAN by its length, or else scanned like any other (:func:`_redact`)."""
+    return value if len(value) < 13 else _mask_text(value)
+
+
+def _masked(pan: str) -> str:
+    """The ``pan`` key's rule (:func:`redact_value`): already masked values pass, anything else is masked."""
+    return redact_value("pan", pan)  # type: ignore[no-any-return]
+
+
+_enc = json.encoder.encode_basestring  # the C encoder (ensure_ascii=False), as json.dumps uses
+
+
+def _write(line: str) -> None:
+    out = _Output.stream or sys.stdout
+    out.write(line + "\n")
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        out.flush()
+        return
+    # one pending flush per loop (a loop closed before its flush ran, as in tests, must not block later ones)
+    if _Output.flush_loop is not loop:
+        _Output.flush_loop = loop
+        loop.call_later(FLUSH_DELAY_S, _flush)
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None, file: str = "") -> None:

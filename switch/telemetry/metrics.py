@@ -28,6 +28,13 @@ LabelKey = tuple[tuple[str, str], ...]
 _INF = 'le="+Inf"'
 
 
+def _key(labels: dict[str, str]) -> LabelKey:
+    """The series key of ``labels`` (sorted; the common 0- and 1-label cases without a sort)."""
+    if len(labels) < 2:
+        return tuple(labels.items())
+    return tuple(sorted(labels.items()))
+
+
 def _fmt_labels(labels: LabelKey, extra: str = "") -> str:
     parts = [f'{k}="{v}"' for k, v in labels]
     if extra:
@@ -40,7 +47,7 @@ class Counter:
         self.name, self.help, self.values = name, help_text, dict[LabelKey, float]()
 
     def inc(self, amount: float = 1.0, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         self.values[key] = self.values.get(key, 0.0) + amount
 
     def get(self, **labels: str) -> float:
@@ -75,7 +82,7 @@ class Histogram:
         self.series: dict[LabelKey, list[float]] = {}  # bucket counts..., +Inf count, sum
 
     def observe(self, value: float, **labels: str) -> None:
-        key = tuple(sorted(labels.items()))
+        key = _key(labels)
         s = self.series.get(key)
         if s is None:
             s = self.series[key] = [0.0] * (len(self.buckets) + 2)

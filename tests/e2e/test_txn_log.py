@@ -6,6 +6,7 @@ import asyncio
 import copy
 import io
 import json
+import re
 from typing import Any
 
 from switch.telemetry import logs
@@ -59,5 +60,66 @@ async def test_lines_are_flushed_soon_after_on_a_running_loop() -> None:
         await asyncio.sleep(logs.FLUSH_DELAY_S * 4)
         line = json.loads(stream.flushed)
         assert line["event"] == "txn" and line["pan"] == "990001******0019" and line["level"] == "info"
+    finally:
+        logs._Output.stream, logs._Output.level = saved
+
+
+TXN_SAMPLES: list[dict[str, Any]] = [
+    {
+        "mti": "0200",
+        "txn_type": "purchase",
+        "tid": "10000001",
+        "mid": "898520154110001",
+        "stan": "000123",
+        "batch": "000001",
+        "rrn": "000000000123",
+        "pan": "990001******0019",
+        "amount": 1000,
+        "rc": "00",
+        "reason": "approved",
+        "auth_code": "000123",
+        "latency_ms": 3.123,
+        "steps": {"parse": 0.012, "mac": 1.2, "hsm_pin": 1.1, "ledger": 2.2, "reply": 0.5},
+        "peer": "127.0.0.1:45678",
+        "extra": {},
+    },
+    {  # hostile values: quotes, control characters, a PAN where none belongs, secrets among the extras
+        "mti": "0200",
+        "txn_type": "unknown",
+        "tid": 'a"b\\c\n',
+        "mid": "9900010000000019",
+        "stan": "\x00\x01",
+        "batch": "",
+        "rrn": "",
+        "pan": "9900010000000019",
+        "amount": 0,
+        "rc": "30",
+        "reason": "bad_field",
+        "auth_code": "",
+        "latency_ms": 0.0,
+        "steps": {"pin": 0.5, "parse": 0.1},
+        "peer": "9900010000000019:1",
+        "extra": {"field": "35", "track2": "9900010000000019D3012", "note": "x 9900010000000019 y", "replay": True},
+    },
+]
+
+
+def test_txn_line_equals_the_generic_line() -> None:
+    saved = logs._Output.stream, logs._Output.level
+    try:
+        for sample in TXN_SAMPLES:
+            fast_out, slow_out = io.StringIO(), io.StringIO()
+            logs._Output.level = 20
+            logs._Output.stream = fast_out
+            EventLog("switch.txn").txn(**copy.deepcopy(sample))
+            logs._Output.stream = slow_out
+            fields = copy.deepcopy(sample)
+            extra = fields.pop("extra")
+            EventLog("switch.txn").info("txn", **fields, **extra)
+            fast, slow = json.loads(fast_out.getvalue()), json.loads(slow_out.getvalue())
+            ts, slow_ts = fast.pop("ts"), slow.pop("ts")
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ts) and len(ts) == len(slow_ts)
+            assert fast == slow
+            assert "9900010000000019" not in fast_out.getvalue()
     finally:
         logs._Output.stream, logs._Output.level = saved
