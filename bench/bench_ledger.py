@@ -51,7 +51,8 @@ async def _seeded(dsn: str, cards: int, **opts: Any) -> tuple[LedgerStore, list[
     return store, seeds
 
 
-async def _drive(store: LedgerStore, cards: list[SeedCard], ops: int, concurrency: int) -> float:
+async def _drive(store: LedgerStore, cards: list[SeedCard], ops: int, concurrency: int) -> tuple[float, float]:
+    """(purchases/s, CPU µs of this process per purchase)."""
     rng = random.Random(7)
     stans = iter(range(1, ops + 1))
     approved = 0
@@ -63,12 +64,12 @@ async def _drive(store: LedgerStore, cards: list[SeedCard], ops: int, concurrenc
             out = await store.execute(request("purchase", stan, card=card, amount=1, batch=f"{stan // 999999 + 1:06d}"))
             approved += out.rc == "00"
 
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     if approved != ops:
         raise SystemExit(f"only {approved} of {ops} purchases approved")
-    return ops / elapsed
+    return ops / elapsed, cpu / ops * 1e6
 
 
 async def run_one(backend: str, ops: int, concurrency: int, cards: int) -> dict[str, Any]:
@@ -77,7 +78,7 @@ async def run_one(backend: str, ops: int, concurrency: int, cards: int) -> dict[
             sync = "FULL" if backend == "sqlite-full" else "NORMAL"
             store, seeds = await _seeded(sqlite_ledger(Path(tmp)), cards, synchronous=sync)
             try:
-                rate = await _drive(store, seeds, ops, concurrency)
+                rate, cpu_us = await _drive(store, seeds, ops, concurrency)
                 stats = store.stats()
                 problems = await store.check_invariants()
             finally:
@@ -87,17 +88,24 @@ async def run_one(backend: str, ops: int, concurrency: int, cards: int) -> dict[
                 "backend": backend,
                 "concurrency": concurrency,
                 "per_s": round(rate),
+                "cpu_us_per_op": round(cpu_us, 1),
                 "mean_batch": round(batch, 1),
                 "invariants_ok": not problems,
             }
         async with postgres_ledger() as dsn:
             store, seeds = await _seeded(dsn, cards, pool_size=8)
             try:
-                rate = await _drive(store, seeds, ops, concurrency)
+                rate, cpu_us = await _drive(store, seeds, ops, concurrency)
                 problems = await store.check_invariants()
             finally:
                 await store.close()
-            return {"backend": backend, "concurrency": concurrency, "per_s": round(rate), "invariants_ok": not problems}
+            return {
+                "backend": backend,
+                "concurrency": concurrency,
+                "per_s": round(rate),
+                "cpu_us_per_op": round(cpu_us, 1),
+                "invariants_ok": not problems,
+            }
 
 
 # ------------------------------------------------------------------------------------------------ bulk work

@@ -80,6 +80,9 @@ class DatabaseConfig:
     group_commit_max: int = 64
     #: PostgreSQL pool size
     pool_size: int = 8
+    #: how long the engine may use a terminal/merchant/card ref read earlier (ms; 0 = read every time).
+    #: Changes by other processes (CLI, other workers) are seen within this bound; docs/DECISIONS.md
+    refdata_ttl_ms: int = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +208,8 @@ def _validate(cfg: SwitchConfig) -> None:
     parse_hostport(cfg.hsm.address, "hsm.address")
     if cfg.database.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
         raise ConfigError("database.sqlite_synchronous", "expected FULL or NORMAL")
+    if not 0 <= cfg.database.refdata_ttl_ms <= 60000:
+        raise ConfigError("database.refdata_ttl_ms", "must be between 0 and 60000")
     if not cfg.database.dsn.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ConfigError("database.dsn", "expected sqlite:///PATH or postgresql://...")
     parse_hhmm(cfg.program.cutover, "program.cutover")

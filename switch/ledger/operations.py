@@ -84,6 +84,7 @@ class CardRow:
     limit_daily_count: int | None
     mobile: str
     last4: str
+    pin_tries: int = 0
 
     def daily(self, bdate: int) -> tuple[int, int]:
         """Purchase amount and count already counted for business date ``bdate``."""
@@ -92,30 +93,21 @@ class CardRow:
 
 _CARD_SQL = (
     "SELECT c.token, c.status, c.account_id, a.balance, c.daily_date, c.daily_amount, c.daily_count, "
-    "c.limit_daily_amount, c.limit_daily_count, c.mobile, c.last4 "
+    "c.limit_daily_amount, c.limit_daily_count, c.mobile, c.last4, c.pin_tries "
     "FROM cards c JOIN accounts a ON a.id = c.account_id WHERE c.token = $1"
 )
+_CARD_SQL_LOCK = _CARD_SQL + " FOR UPDATE"
 
 
 async def card_row(tx: Tx, token: str, *, lock: bool) -> CardRow | None:
     if not token:
         return None
-    r = await tx.fetchrow(_CARD_SQL + (" FOR UPDATE" if lock else ""), token)
+    r = await tx.fetchrow(_CARD_SQL_LOCK if lock else _CARD_SQL, token)
     if r is None:
         return None
-    return CardRow(
-        r["token"],
-        r["status"],
-        int(r["account_id"]),
-        int(r["balance"]),
-        int(r["daily_date"]),
-        int(r["daily_amount"]),
-        int(r["daily_count"]),
-        None if r["limit_daily_amount"] is None else int(r["limit_daily_amount"]),
-        None if r["limit_daily_count"] is None else int(r["limit_daily_count"]),
-        r["mobile"],
-        r["last4"],
-    )
+    # positional: both drivers' rows index by position, and by name ~3x slower (hot path); INTEGER columns
+    # come back as int from both
+    return CardRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
 
 
 @dataclass(slots=True)
@@ -183,10 +175,18 @@ async def purchase_by_rrn(tx: Tx, rrn: str) -> Original | None:
     )
 
 
-async def merchant_terms(tx: Tx, mid: str) -> tuple[int, int, int] | None:
-    """(payable account id, MDR bps, fee cap) of a merchant."""
-    r = await tx.fetchrow("SELECT account_id, mdr_bps, fee_cap FROM merchants WHERE mid = $1", mid)
-    return None if r is None else (int(r["account_id"]), int(r["mdr_bps"]), int(r["fee_cap"]))
+async def merchant_terms(tx: Tx, mid: str) -> tuple[int, int, int, str] | None:
+    """(payable account id, MDR bps, fee cap, status) of a merchant; read once per transaction (a group
+    commit's operations share one: nothing in a POS transaction changes a merchant)."""
+    memo = tx.memo
+    key = ("merchant", mid)
+    if key in memo:
+        terms: tuple[int, int, int, str] | None = memo[key]
+        return terms
+    r = await tx.fetchrow("SELECT account_id, mdr_bps, fee_cap, status FROM merchants WHERE mid = $1", mid)
+    terms = None if r is None else (int(r[0]), int(r[1]), int(r[2]), r[3])
+    memo[key] = terms
+    return terms
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -261,6 +261,20 @@ class _Ctx:
         )
 
 
+async def _card_gate(c: _Ctx, card: CardRow, *, inactive_ok: bool = False) -> Outcome | None:
+    """SPEC §5 rule 6 again on the locked card row: status, then PIN lock (the engine decided them on a ref
+    read that may be up to ``database.refdata_ttl_ms`` old, so a card frozen or PIN-locked by another process
+    meanwhile is declined here, never charged). A right PIN (``req.pin_ok``) clears a try count found here."""
+    if card.status != "active" and not (inactive_ok and card.status == "inactive"):
+        return await c.decline(*_STATUS_DECLINE.get(card.status, ("62", "card_restricted")))
+    if card.pin_tries >= c.env.program.pin_max_tries:
+        return await c.decline("75", "pin_locked")
+    if c.req.pin_ok and card.pin_tries:
+        await c.tx.execute("UPDATE cards SET pin_tries = 0 WHERE token = $1", card.token)
+        card.pin_tries = 0
+    return None
+
+
 async def _move_card(tx: Tx, card: CardRow, delta: int) -> int:
     await tx.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2", delta, card.account_id)
     card.balance += delta
@@ -288,6 +302,9 @@ async def _balance(c: _Ctx) -> Outcome:
     card = await card_row(c.tx, c.req.card_token, lock=False)
     if card is None:
         return await c.decline("14", "card_unknown")
+    gate = await _card_gate(c, card)
+    if gate is not None:
+        return gate
     _, rrn = await c.rrn()
     fields = {"37": rrn, "54": format_balance54(card.balance)}
     await insert_entry(c.tx, c.entry("balance", "00", rrn, reply=reply_json(fields)))
@@ -299,8 +316,9 @@ async def _purchase(c: _Ctx) -> Outcome:
     card = await card_row(tx, req.card_token, lock=True)
     if card is None:
         return await c.decline("14", "card_unknown")
-    if card.status != "active":
-        return await c.decline(*_STATUS_DECLINE.get(card.status, ("62", "card_restricted")))
+    gate = await _card_gate(c, card)
+    if gate is not None:
+        return gate
     day_amount, day_count = card.daily(c.bdate)
     amount_limit = card.limit_daily_amount if card.limit_daily_amount is not None else program.daily_amount_limit
     count_limit = card.limit_daily_count if card.limit_daily_count is not None else program.daily_count_limit
@@ -311,9 +329,9 @@ async def _purchase(c: _Ctx) -> Outcome:
     if req.amount > card.balance:
         return await c.decline("51", "insufficient_funds", {"54": format_balance54(card.balance)})
     terms = await merchant_terms(tx, req.mid)
-    if terms is None:
+    if terms is None or terms[3] != "active":
         return await c.decline("03", "merchant_not_active")
-    merchant_account, mdr_bps, fee_cap = terms
+    merchant_account, mdr_bps, fee_cap, _status = terms
     fee = mdr_fee(req.amount, mdr_bps, fee_cap)
     n, rrn = await c.rrn()
     auth = auth_code_of(n)
@@ -333,8 +351,9 @@ async def _topup(c: _Ctx) -> Outcome:
     card = await card_row(tx, req.card_token, lock=True)
     if card is None:
         return await c.decline("14", "card_unknown")
-    if card.status != "active":
-        return await c.decline(*_STATUS_DECLINE.get(card.status, ("62", "card_restricted")))
+    gate = await _card_gate(c, card)
+    if gate is not None:
+        return gate
     if card.balance + req.amount > c.env.program.balance_cap:
         return await c.decline("61", "over_balance_cap")
     n, rrn = await c.rrn()
@@ -350,6 +369,8 @@ async def _topup(c: _Ctx) -> Outcome:
 async def _void(c: _Ctx) -> Outcome:
     tx, req = c.tx, c.req
     card = await card_row(tx, req.card_token, lock=True)
+    if card is not None and (gate := await _card_gate(c, card)) is not None:
+        return gate
     orig = await purchase_by_rrn(tx, req.orig_rrn)
     if (
         orig is None
@@ -397,6 +418,8 @@ async def _void(c: _Ctx) -> Outcome:
 async def _refund(c: _Ctx) -> Outcome:
     tx, req, program = c.tx, c.req, c.env.program
     card = await card_row(tx, req.card_token, lock=True)
+    if card is not None and (gate := await _card_gate(c, card)) is not None:
+        return gate
     orig = await purchase_by_rrn(tx, req.orig_rrn)
     oldest = date_int(int_date(c.bdate) - timedelta(days=program.refund_days))
     if (
@@ -573,6 +596,9 @@ async def _pinchange(c: _Ctx) -> Outcome:
     card = await card_row(tx, req.card_token, lock=True)
     if card is None:
         return await c.decline("14", "card_unknown")
+    gate = await _card_gate(c, card, inactive_ok=True)
+    if gate is not None:
+        return gate
     await tx.execute(
         "UPDATE cards SET pin_offset = $1, pin_tries = 0, updated_at = $2, "
         "status = CASE WHEN status = 'inactive' AND $3 = 1 THEN 'active' ELSE status END WHERE token = $4",
@@ -590,7 +616,16 @@ async def _pinchange(c: _Ctx) -> Outcome:
 
 
 async def _declined(c: _Ctx) -> Outcome:
-    return await c.decline(c.req.rc, c.req.reason)
+    req = c.req
+    if req.pin_ok and req.card_token:
+        # a right PIN resets the count even when a later rule declines (SPEC §5 rule 7); the engine skipped
+        # that write if its card ref (maybe up to refdata_ttl_ms old) showed no tries; never unlocks a card
+        await c.tx.execute(
+            "UPDATE cards SET pin_tries = 0 WHERE token = $1 AND pin_tries <> 0 AND pin_tries < $2",
+            req.card_token,
+            c.env.program.pin_max_tries,
+        )
+    return await c.decline(req.rc, req.reason)
 
 
 _RULES: dict[str, Callable[[_Ctx], Awaitable[Outcome]]] = {
@@ -621,43 +656,46 @@ async def stored_outcome(tx: Tx, key: str) -> Outcome | None:
 
 
 # ------------------------------------------------------------------------------------------------ reads
+FIND_REPLY_SQL = "SELECT fingerprint, rc, reply FROM journal WHERE idem_key = $1"
+TERMINAL_REF_SQL = (
+    "SELECT tid, mid, kind, status, tmk_lmk, pik_lmk, mak_lmk, batch, mac_failures FROM terminals WHERE tid = $1"
+)
+MERCHANT_REF_SQL = "SELECT mid, status FROM merchants WHERE mid = $1"
+CARD_REF_SQL = "SELECT token, expiry, status, pin_offset, pin_tries, pvk_ref FROM cards WHERE token = $1"
+
+
+def stored_reply_of(r: Row | None) -> StoredReply | None:
+    return None if r is None else StoredReply(r[0], r[1], json.loads(r[2]))
+
+
+def terminal_ref_of(r: Row | None) -> TerminalRef | None:
+    if r is None:
+        return None
+    return TerminalRef(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], int(r[8]))
+
+
+def merchant_ref_of(r: Row | None) -> MerchantRef | None:
+    return None if r is None else MerchantRef(r[0], r[1])
+
+
+def card_ref_of(r: Row | None) -> CardRef | None:
+    return None if r is None else CardRef(r[0], r[1], r[2], r[3], int(r[4]), r[5])
+
+
 async def find_reply(tx: Tx, dup_key: tuple[str, ...]) -> StoredReply | None:
-    r = await tx.fetchrow("SELECT fingerprint, rc, reply FROM journal WHERE idem_key = $1", pos_key(dup_key))
-    return None if r is None else StoredReply(r["fingerprint"], r["rc"], json.loads(r["reply"]))
+    return stored_reply_of(await tx.fetchrow(FIND_REPLY_SQL, pos_key(dup_key)))
 
 
 async def terminal_ref(tx: Tx, tid: str) -> TerminalRef | None:
-    r = await tx.fetchrow(
-        "SELECT tid, mid, kind, status, tmk_lmk, pik_lmk, mak_lmk, batch, mac_failures FROM terminals WHERE tid = $1",
-        tid,
-    )
-    if r is None:
-        return None
-    return TerminalRef(
-        r["tid"],
-        r["mid"],
-        r["kind"],
-        r["status"],
-        r["tmk_lmk"],
-        r["pik_lmk"],
-        r["mak_lmk"],
-        r["batch"],
-        int(r["mac_failures"]),
-    )
+    return terminal_ref_of(await tx.fetchrow(TERMINAL_REF_SQL, tid))
 
 
 async def merchant_ref(tx: Tx, mid: str) -> MerchantRef | None:
-    r = await tx.fetchrow("SELECT mid, status FROM merchants WHERE mid = $1", mid)
-    return None if r is None else MerchantRef(r["mid"], r["status"])
+    return merchant_ref_of(await tx.fetchrow(MERCHANT_REF_SQL, mid))
 
 
 async def card_ref(tx: Tx, token: str) -> CardRef | None:
-    r = await tx.fetchrow(
-        "SELECT token, expiry, status, pin_offset, pin_tries, pvk_ref FROM cards WHERE token = $1", token
-    )
-    if r is None:
-        return None
-    return CardRef(r["token"], r["expiry"], r["status"], r["pin_offset"], int(r["pin_tries"]), r["pvk_ref"])
+    return card_ref_of(await tx.fetchrow(CARD_REF_SQL, token))
 
 
 # ------------------------------------------------------------------------------------------------ terminal / PIN
@@ -721,7 +759,10 @@ async def mac_success(tx: Tx, tid: str) -> None:
 
 async def pin_result(tx: Tx, token: str, ok: bool, max_tries: int) -> int:
     if ok:
-        await tx.execute("UPDATE cards SET pin_tries = 0 WHERE token = $1 AND pin_tries <> 0", token)
+        # never unlocks: a card locked meanwhile (another process) stays locked; the money rules decline it
+        await tx.execute(
+            "UPDATE cards SET pin_tries = 0 WHERE token = $1 AND pin_tries <> 0 AND pin_tries < $2", token, max_tries
+        )
         return 0
     tries = await tx.fetchval(
         "UPDATE cards SET pin_tries = CASE WHEN pin_tries < $2 THEN pin_tries + 1 ELSE pin_tries END "

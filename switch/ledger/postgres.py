@@ -77,6 +77,7 @@ class PgTx:
     def __init__(self, con: Any, rrns: RrnBlocks) -> None:
         self._con = con
         self._rrns = rrns
+        self.memo: dict[Any, Any] = {}
         self._last_closed: tuple[int | None] | None = None
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
@@ -185,6 +186,18 @@ class PostgresBackend:
             if err is exc:
                 raise
             raise err from None
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """One row of a single read statement (acquire, query, release)."""
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout_s) as con:
+                row: Row | None = await con.fetchrow(sql, *args)
+        except Exception as exc:
+            err = _translate(exc)
+            if err is exc:
+                raise
+            raise err from None
+        return row
 
     async def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]:
         """Rows of a long query in batches through a server-side cursor (one consistent snapshot)."""

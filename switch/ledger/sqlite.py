@@ -69,6 +69,7 @@ class SqliteTx:
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self._con = con
+        self.memo: dict[Any, Any] = {}
         self._rrn: int | None = None
         self._rrn_stored: int | None = None
         self._last_closed: tuple[int | None] | None = None
@@ -359,6 +360,16 @@ class SqliteBackend:
             return run_sync(fn(SqliteTx(con)))
         finally:
             con.execute("COMMIT")
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """One row of ``sql`` on the read connection, inline (no ``Tx``, no coroutine driving: the hot path)."""
+        con = self._reader
+        assert con is not None, "store not open"
+        try:
+            row: Row | None = con.execute(SqliteTx._sql(sql), args).fetchone()
+        except sqlite3.Error as exc:
+            raise translate_error(exc) from None
+        return row
 
     async def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]:
         """Rows of a long query in batches, on a connection of its own (one consistent snapshot)."""

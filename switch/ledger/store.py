@@ -8,10 +8,10 @@ result only after its commit), ``read(fn)`` and ``close()``.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, TypeVar
 
-from switch.backoffice.tokens import card_token
 from switch.ledger import inspect, operations
 from switch.ledger.errors import DuplicateKey, StoreUnavailable
 from switch.ledger.operations import Env
@@ -24,6 +24,10 @@ T = TypeVar("T")
 class Backend(Protocol):
     async def write(self, fn: TxFn[T]) -> T: ...
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T: ...
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """One row of a single read statement: the cheap path for the per-request lookups."""
+        ...
+
     def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]: ...
     async def close(self) -> None: ...
 
@@ -37,6 +41,7 @@ class LedgerStore:
         self._token_key = token_key
         self.env = env
         self._down = False
+        self._token_key_bytes = token_key.encode("utf-8")
 
     # -- plumbing --------------------------------------------------------------------------------------------
     def set_unavailable(self, down: bool = True) -> None:
@@ -62,21 +67,29 @@ class LedgerStore:
         await self.backend.close()
 
     def token(self, pan: str) -> str:
-        return card_token(pan, self._token_key)
+        """The card token of ``pan`` (= :func:`switch.backoffice.tokens.card_token`, one-shot HMAC: ~1 µs)."""
+        return hmac.digest(self._token_key_bytes, pan.encode("ascii"), "sha256").hex()
+
+    async def _row(self, sql: str, *args: Any) -> Row | None:
+        if self._down:
+            raise StoreUnavailable("balance store marked unavailable")
+        return await self.backend.fetchrow(sql, *args)
 
     # -- LedgerPort: reference data ------------------------------------------------------------------------------
     async def terminal(self, tid: str) -> TerminalRef | None:
-        return await self.read(lambda tx: operations.terminal_ref(tx, tid))
+        return operations.terminal_ref_of(await self._row(operations.TERMINAL_REF_SQL, tid))
 
     async def merchant(self, mid: str) -> MerchantRef | None:
-        return await self.read(lambda tx: operations.merchant_ref(tx, mid))
+        return operations.merchant_ref_of(await self._row(operations.MERCHANT_REF_SQL, mid))
 
     async def card(self, pan: str) -> CardRef | None:
-        token = self.token(pan)
-        return await self.read(lambda tx: operations.card_ref(tx, token))
+        return await self.card_by_token(self.token(pan))
+
+    async def card_by_token(self, token: str) -> CardRef | None:
+        return operations.card_ref_of(await self._row(operations.CARD_REF_SQL, token))
 
     async def find_reply(self, dup_key: tuple[str, ...]) -> StoredReply | None:
-        return await self.read(lambda tx: operations.find_reply(tx, dup_key))
+        return operations.stored_reply_of(await self._row(operations.FIND_REPLY_SQL, operations.pos_key(dup_key)))
 
     # -- LedgerPort: durable updates ------------------------------------------------------------------------------
     async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:

@@ -24,6 +24,9 @@ class Tx(Protocol):
     """One database transaction (or, for reads, one connection)."""
 
     dialect: str  # "sqlite" | "postgres"
+    #: values read once per transaction and shared by its operations (e.g. merchant terms); a group commit's
+    #: operations share one ``Tx``, so only what no POS operation changes may go here
+    memo: dict[Any, Any]
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None: ...
     async def fetch(self, sql: str, *args: Any) -> list[Row]: ...

@@ -1,5 +1,5 @@
 """The engine's ports (:mod:`switch.pipeline.ports`) over the real services, plus what the engine adds on top:
-HSM and ledger latency metrics, and a small reference-data cache.
+HSM and ledger latency metrics, and the reference-data cache (:mod:`switch.pipeline.refcache`).
 
 - :class:`HsmAdapter` over :class:`switch.hsm.client.HsmClient`;
 - :class:`LedgerAdapter` over the ``switch.ledger`` store;
@@ -21,7 +21,8 @@ from switch.hsm.errors import HsmError, HsmUnavailable
 from switch.ledger import StoreUnavailable, open_store
 from switch.ledger.clock import CalendarClock
 from switch.pipeline.deps import Deps
-from switch.pipeline.ports import PinBlockError, WorkingKeys
+from switch.pipeline.ports import CardRef, MerchantRef, PinBlockError, TerminalRef, WorkingKeys
+from switch.pipeline.refcache import RefCache
 from switch.telemetry.metrics import Metrics
 
 _perf = time.perf_counter
@@ -49,24 +50,43 @@ class HsmAdapter:
         finally:
             self._latency.observe(_perf() - t, command=command)
 
+    # the three commands of every purchase: timed inline (no wrapping coroutine per call)
     async def verify_mac(self, mak_lmk: str, data: bytes, mac: bytes) -> bool:
-        ok: bool = await self._timed("M8", self._c.verify_mac(mak_lmk, data, mac))
+        t = _perf()
+        try:
+            ok: bool = await self._c.verify_mac(mak_lmk, data, mac)
+        except BaseException as exc:
+            self._errors.inc(command="M8", kind=type(exc).__name__)
+            raise
+        finally:
+            self._latency.observe(_perf() - t, command="M8")
         return ok
 
     async def generate_mac(self, mak_lmk: str, data: bytes) -> bytes:
-        mac: bytes = await self._timed("M6", self._c.generate_mac(mak_lmk, data))
+        t = _perf()
+        try:
+            mac: bytes = await self._c.generate_mac(mak_lmk, data)
+        except BaseException as exc:
+            self._errors.inc(command="M6", kind=type(exc).__name__)
+            raise
+        finally:
+            self._latency.observe(_perf() - t, command="M6")
         return mac
 
     def _pin_error(self, exc: BaseException) -> bool:
         return isinstance(exc, self._hsm_error) and str(getattr(exc, "code", "")) in PIN_BLOCK_ERRORS
 
     async def verify_pin(self, pik_lmk: str, pin_block: str, pan: str, offset: str, pvk: str) -> bool:
+        t = _perf()
         try:
-            ok: bool = await self._timed("DA", self._c.verify_pin_ibm(pik_lmk, pvk, pin_block, pan, offset))
-        except Exception as exc:
-            if self._pin_error(exc):
+            ok: bool = await self._c.verify_pin_ibm(pik_lmk, pvk, pin_block, pan, offset)
+        except BaseException as exc:
+            self._errors.inc(command="DA", kind=type(exc).__name__)
+            if isinstance(exc, Exception) and self._pin_error(exc):
                 raise PinBlockError("PIN block") from None
             raise
+        finally:
+            self._latency.observe(_perf() - t, command="DA")
         return ok
 
     async def change_pin(
@@ -107,15 +127,18 @@ class HsmAdapter:
 
 
 class LedgerAdapter:
-    """The ledger store with its durable operations timed into ``switch_ledger_commit_seconds{op}``.
+    """The ledger store with its durable operations timed into ``switch_ledger_commit_seconds{op}``, and the
+    reference reads served from a :class:`~switch.pipeline.refcache.RefCache` (``fresh=True`` reads through).
 
-    Reads go straight through (``__getattr__``); ``execute``, ``signon``, ``pin_result`` and the MAC-failure
-    counters are the calls that wait for a commit.
+    Every durable operation of this process that changes a ref drops it from the cache *after* the write
+    (sign-on, MAC-failure counter, PIN tries, PIN change), so a later request never sees this process's own
+    change late. Other reads go straight through (``__getattr__``).
     """
 
-    def __init__(self, store: Any, metrics: Metrics) -> None:
+    def __init__(self, store: Any, metrics: Metrics, cache: RefCache | None = None) -> None:
         self._store = store
         self._commit = metrics.ledger_commit
+        self.cache = cache if cache is not None else RefCache(0)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -127,23 +150,58 @@ class LedgerAdapter:
         finally:
             self._commit.observe(_perf() - t, op=op)
 
+    # -- reference data ----------------------------------------------------------------------------------
+    async def terminal(self, tid: str, *, fresh: bool = False) -> TerminalRef | None:
+        if fresh:
+            self.cache.terminals.drop(tid)
+        ref: TerminalRef | None = await self.cache.terminals.get(tid, self._store.terminal)
+        return ref
+
+    async def merchant(self, mid: str) -> MerchantRef | None:
+        ref: MerchantRef | None = await self.cache.merchants.get(mid, self._store.merchant)
+        return ref
+
+    async def card(self, pan: str, *, fresh: bool = False) -> CardRef | None:
+        token = self._store.token(pan)
+        if fresh:
+            self.cache.cards.drop(token)
+        ref: CardRef | None = await self.cache.cards.get(token, self._store.card_by_token)
+        return ref
+
+    # -- durable updates -----------------------------------------------------------------------------------
     async def execute(self, req: Any) -> Any:
-        return await self._timed(req.kind, self._store.execute(req))
+        try:
+            return await self._timed(req.kind, self._store.execute(req))
+        finally:
+            if req.card_token and (req.kind == "pinchange" or req.pin_ok):
+                self.cache.cards.drop(req.card_token)  # offset, status or PIN tries may have changed
 
     async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
-        out: tuple[str, str] = await self._timed("signon", self._store.signon(tid, keys))
+        try:
+            out: tuple[str, str] = await self._timed("signon", self._store.signon(tid, keys))
+        finally:
+            self.cache.terminals.drop(tid)
         return out
 
     async def pin_result(self, card_token: str, ok: bool, max_tries: int) -> int:
-        n: int = await self._timed("pin_result", self._store.pin_result(card_token, ok, max_tries))
+        try:
+            n: int = await self._timed("pin_result", self._store.pin_result(card_token, ok, max_tries))
+        finally:
+            self.cache.cards.drop(card_token)
         return n
 
     async def mac_failure(self, tid: str) -> int:
-        n: int = await self._timed("mac_failure", self._store.mac_failure(tid))
+        try:
+            n: int = await self._timed("mac_failure", self._store.mac_failure(tid))
+        finally:
+            self.cache.terminals.drop(tid)
         return n
 
     async def mac_success(self, tid: str) -> None:
-        await self._timed("mac_success", self._store.mac_success(tid))
+        try:
+            await self._timed("mac_success", self._store.mac_success(tid))
+        finally:
+            self.cache.terminals.drop(tid)
 
 
 async def open_services(config: SwitchConfig, metrics: Metrics, closers: list[Callable[[], Awaitable[Any]]]) -> Deps:
@@ -174,7 +232,7 @@ async def open_services(config: SwitchConfig, metrics: Metrics, closers: list[Ca
     closers.append(client.close)
     return Deps(
         program,
-        LedgerAdapter(store, metrics),
+        LedgerAdapter(store, metrics, RefCache(db.refdata_ttl_ms / 1000.0)),
         HsmAdapter(client, metrics, HsmError),
         clock,
         metrics,

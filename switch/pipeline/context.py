@@ -80,6 +80,8 @@ class TxnContext:
     rrn: str = ""
     #: PIN change: the new PIN's offset from the HSM
     new_pin_offset: str = ""
+    #: the PIN was verified right (the ledger resets a PIN-try count it still finds under the card's lock)
+    pin_ok: bool = False
     auth_code: str = ""
     #: per-step timings in milliseconds
     steps: dict[str, float] = field(default_factory=dict)

@@ -99,6 +99,9 @@ class Request:
     #: PIN change: the new offset
     new_pin_offset: str = ""
     activate: bool = False
+    #: the PIN was verified right in this request: the ledger resets the card's PIN-try count if it finds one
+    #: (the engine's check of that count may have used a ref read up to ``database.refdata_ttl_ms`` earlier)
+    pin_ok: bool = False
     #: declined journal row: its response code and reason
     rc: str = ""
     reason: str = ""
@@ -111,9 +114,12 @@ class Request:
 
 
 class LedgerPort(Protocol):
-    async def terminal(self, tid: str) -> TerminalRef | None: ...
+    """Reference reads may come from a short-lived cache (:mod:`switch.pipeline.refcache`); ``fresh=True``
+    reads the ledger (used before a decline or a counted failure that a stale ref could have caused)."""
+
+    async def terminal(self, tid: str, *, fresh: bool = False) -> TerminalRef | None: ...
     async def merchant(self, mid: str) -> MerchantRef | None: ...
-    async def card(self, pan: str) -> CardRef | None: ...
+    async def card(self, pan: str, *, fresh: bool = False) -> CardRef | None: ...
     async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
         """Store the keys, open the next batch; ``(batch, rrn)``."""
         ...

@@ -85,14 +85,14 @@ class FakeLedger:
         if self.fail:
             raise ConnectionError("ledger down")
 
-    async def terminal(self, tid: str) -> TerminalRef | None:
+    async def terminal(self, tid: str, *, fresh: bool = False) -> TerminalRef | None:
         self._check()
         return self.terminals.get(tid)
 
     async def merchant(self, mid: str) -> MerchantRef | None:
         return self.merchants.get(mid)
 
-    async def card(self, pan: str) -> CardRef | None:
+    async def card(self, pan: str, *, fresh: bool = False) -> CardRef | None:
         c = self.cards.get(pan)
         return None if c is None else CardRef(pan, c.expiry, c.status, c.pin, c.pin_tries)
 

@@ -4,6 +4,10 @@ FROZEN → ``62``; PIN locked → ``75``.
 
 Order inside the rule: check digit, then BIN, then lookup (an out-of-program BIN is "no such issuer", not an
 unknown card of ours). Expiry is compared with the current month in the program's time zone.
+
+The card ref may come from the engine's short-lived cache: a status or PIN-lock decline is decided on a fresh
+read (an unfreeze or PIN unlock by the CLI counts at once), and an approval is safe anyway because the
+ledger re-checks status and PIN lock on the locked card row.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class CardCheck:
             ctx.decline(Result.BIN_OUTSIDE_PROGRAM)
             return Vote.STOP
         card = await self._ledger.card(pan)
+        if card is not None and (card.status != "active" or card.pin_tries >= self._max_tries):
+            card = await self._ledger.card(pan, fresh=True)
         if card is None:
             ctx.decline(Result.CARD_UNKNOWN)
             return Vote.STOP

@@ -72,6 +72,8 @@ class KeysMac:
         t = time.perf_counter()
         try:
             ok: bool = await self._hsm.verify_mac(ctx.mak_lmk, ctx.request.mac_data, mac)
+            if not ok:
+                ok = await self._recheck(ctx, mac)
         finally:
             ctx.add_time("mac", time.perf_counter() - t)
         if ok:
@@ -79,6 +81,21 @@ class KeysMac:
                 await self._ledger.mac_success(ctx.tid)
         else:
             await self._failed(ctx)
+        return ok
+
+    async def _recheck(self, ctx: TxnContext, mac: bytes) -> bool:
+        """Before a failure counts: the terminal's keys as the ledger has them now. The ref used may be up to
+        ``database.refdata_ttl_ms`` old, and the terminal may have signed on meanwhile (e.g. through another
+        worker): a MAC under its new MAK is right."""
+        assert ctx.request is not None
+        term = await self._ledger.terminal(ctx.tid, fresh=True)
+        if term is None:
+            return False
+        ctx.terminal = term
+        if not (term.mak_lmk and term.pik_lmk) or term.mak_lmk == ctx.mak_lmk:
+            return False
+        ctx.mak_lmk, ctx.pik_lmk = term.mak_lmk, term.pik_lmk
+        ok: bool = await self._hsm.verify_mac(ctx.mak_lmk, ctx.request.mac_data, mac)
         return ok
 
     async def _failed(self, ctx: TxnContext) -> None:

@@ -4,6 +4,10 @@ PIN locks the card and answers ``75``; a right PIN resets the counter; counter c
 
 The PIN is verified in the HSM (``DA``; PIN change: ``DU``, which also yields the new PIN's offset) while
 the request MAC verification may still be running; the counter is only touched once the MAC is known good.
+
+The PIK and the PIN offset may come from refs read up to ``database.refdata_ttl_ms`` earlier: a PIN that
+fails is verified again against fresh ones (if they changed) before the failure counts. A right PIN sets
+``ctx.pin_ok``: the ledger then also clears a try count it finds on the locked card row.
 """
 
 from __future__ import annotations
@@ -35,17 +39,10 @@ class PinCheck:
             return Vote.CONTINUE
         card = ctx.card
         try:
-            if route.pin == "change":
-                new_offset = await self._hsm.change_pin(
-                    ctx.pik_lmk, fields["52"], fields["62"], ctx.pan, card.pin_offset, self._pvk
-                )
-                ok = new_offset is not None
-                if ok:
-                    ctx.log_extra["pin_changed"] = True
-                    ctx.reply_fields.pop("62", None)
-                    ctx.new_pin_offset = new_offset or ""
-            else:
-                ok = await self._hsm.verify_pin(ctx.pik_lmk, fields["52"], ctx.pan, card.pin_offset, self._pvk)
+            ok = await self._verify(ctx, route.pin == "change", ctx.pik_lmk, card.pin_offset)
+            if not ok:
+                ok = await self._recheck(ctx, route.pin == "change")
+                card = ctx.card
         except PinBlockError:
             if await mac_gate(ctx):
                 ctx.decline(Result.PIN_BLOCK_INVALID)
@@ -53,9 +50,42 @@ class PinCheck:
         if not await mac_gate(ctx):
             return Vote.STOP
         if ok:
+            ctx.pin_ok = True
             if card.pin_tries:
                 await self._ledger.pin_result(card.token, True, self._max_tries)
             return Vote.CONTINUE
         tries = await self._ledger.pin_result(card.token, False, self._max_tries)
         ctx.decline(Result.PIN_TRIES_EXCEEDED if tries >= self._max_tries else Result.PIN_WRONG)
         return Vote.STOP
+
+    async def _verify(self, ctx: TxnContext, change: bool, pik_lmk: str, offset: str) -> bool:
+        assert ctx.request is not None
+        fields = ctx.request.fields
+        if not change:
+            ok: bool = await self._hsm.verify_pin(pik_lmk, fields["52"], ctx.pan, offset, self._pvk)
+            return ok
+        new_offset = await self._hsm.change_pin(pik_lmk, fields["52"], fields["62"], ctx.pan, offset, self._pvk)
+        if new_offset is None:
+            return False
+        ctx.log_extra["pin_changed"] = True
+        ctx.reply_fields.pop("62", None)
+        ctx.new_pin_offset = new_offset
+        return True
+
+    async def _recheck(self, ctx: TxnContext, change: bool) -> bool:
+        """A failed PIN, verified again if the terminal's PIK or the card's offset changed since their refs
+        were read (a sign-on or PIN change through another process within the cache bound)."""
+        term = await self._ledger.terminal(ctx.tid, fresh=True)
+        card = await self._ledger.card(ctx.pan, fresh=True)
+        if term is None or card is None:
+            return False
+        old_pik, old_offset = ctx.pik_lmk, ctx.card.pin_offset
+        ctx.card = card
+        if term.pik_lmk:
+            ctx.pik_lmk = term.pik_lmk  # the MAC verdict (same sign-on's MAK) still decides acceptance
+        if (ctx.pik_lmk, card.pin_offset) == (old_pik, old_offset):
+            return False
+        try:
+            return await self._verify(ctx, change, ctx.pik_lmk, card.pin_offset)
+        except PinBlockError:
+            return False  # the first verdict (a wrong PIN) stands

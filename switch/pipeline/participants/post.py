@@ -55,6 +55,7 @@ def base_request(ctx: TxnContext, kind: str) -> Request:
         amount=ctx.amount,
         card_token=card.token if card is not None else "",
         pan=ctx.pan,
+        pin_ok=ctx.pin_ok,
     )
 
 
