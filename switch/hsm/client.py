@@ -2,8 +2,11 @@
 
 - Each connection carries many commands at once; replies are matched to requests by the message header
   (a per-connection counter of ``header_len`` digits), so they may come back in any order.
-- Per-call timeout (``timeout_s``). A timed-out header stays reserved until its late reply arrives, so a late
-  reply can never be taken for another request's; a connection that collects too many of them is recycled.
+- Per-call timeout (``timeout_s``), enforced by one sweep timer per connection over the commands in send order
+  (not a timer per command: on a busy switch that was a timer created and cancelled per HSM command); a command
+  times out between ``timeout_s`` and ``timeout_s`` + 50 ms. A timed-out header stays reserved until its late
+  reply arrives, so a late reply can never be taken for another request's; a connection that collects too many
+  of them is recycled.
 - Commands issued in the same event-loop iteration go out in one ``write`` (flushed by ``call_soon``): on a
   busy switch a purchase's MAC and PIN commands, and those of other requests, share one syscall (on loopback
   each send costs tens of microseconds of CPU, the HSM's receive side included).
@@ -18,6 +21,7 @@ Nothing is logged per call (hot path); connection events are logged once each.
 from __future__ import annotations
 
 import asyncio
+import collections
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,6 +65,11 @@ KEY_TYPES: Final = {
 _EXPORT_SCHEME = {"Z": "Z", "U": "X", "T": "Y", "X": "X", "Y": "Y"}
 _KEY_TEXT_LENGTH = {"U": 33, "X": 33, "T": 49, "Y": 49, "Z": 16}
 _HEX_UPPER = frozenset(b"0123456789ABCDEF")
+#: command name -> its code bytes, and code -> the reply's response code (filled as used)
+_CODES: dict[str, bytes] = {
+    c: c.encode("ascii") for c in ("A0", "A6", "A8", "BA", "BU", "CA", "DA", "DE", "DU", "JA", "M6", "M8", "NC", "PE")
+}
+_RESPONSE: dict[bytes, bytes] = {}
 #: late replies a connection may owe before it is replaced
 _MAX_ORPHANS = 256
 _BACKOFF_MIN_S = 0.05
@@ -103,11 +112,19 @@ def _key_text(data: bytes, pos: int) -> tuple[str, int]:
     return data[pos : pos + n].decode("ascii"), pos + n
 
 
+#: the timeout sweep runs at most this often (timeouts are this precise)
+_SWEEP_S = 0.05
+
+
 class _Connection(asyncio.Protocol):
     """One pipelined connection: pending futures by header."""
 
-    def __init__(self, header_len: int) -> None:
+    def __init__(self, header_len: int, timeout_s: float = 2.0) -> None:
         self.header_len = header_len
+        self.timeout_s = timeout_s
+        #: (deadline, header, future) in send order = deadline order (one timeout per client)
+        self._deadlines: collections.deque[tuple[float, bytes, asyncio.Future[bytes]]] = collections.deque()
+        self._sweep_handle: asyncio.TimerHandle | None = None
         self.modulus = 10 ** min(header_len, 6)
         self.next_id = 0
         #: header -> future, or None for a timed-out request whose reply has not come
@@ -129,6 +146,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.alive = False
+        self._deadlines.clear()
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
         pending, self.pending = self.pending, {}
         for fut in pending.values():
             if fut is not None and not fut.done():
@@ -170,7 +191,23 @@ class _Connection(asyncio.Protocol):
         if not out:
             loop.call_soon(self._flush)
         out.append(frame(header + code + fields))
+        self._deadlines.append((loop.time() + self.timeout_s, header, fut))
+        if self._sweep_handle is None:
+            self._sweep_handle = loop.call_later(self.timeout_s, self._sweep, loop)
         return header, fut
+
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire the commands whose deadline has passed and are still unanswered; re-arm for the next."""
+        self._sweep_handle = None
+        now = loop.time()
+        deadlines = self._deadlines
+        pending = self.pending
+        while deadlines and deadlines[0][0] <= now:
+            _deadline, header, fut = deadlines.popleft()
+            if pending.get(header) is fut:
+                self.expire(header)
+        if deadlines and self.alive:
+            self._sweep_handle = loop.call_later(max(deadlines[0][0] - now, _SWEEP_S), self._sweep, loop)
 
     @property
     def has_unflushed(self) -> bool:
@@ -258,7 +295,7 @@ class HsmClient:
         try:
             try:
                 _t, conn = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Connection(self.header_len), self.host, self.port),
+                    loop.create_connection(lambda: _Connection(self.header_len, self.timeout_s), self.host, self.port),
                     self.timeout_s,
                 )
             except (OSError, TimeoutError) as exc:
@@ -293,7 +330,8 @@ class HsmClient:
         if not task.cancelled():
             task.exception()  # failures are reported through the calls that wait for them
 
-    async def _connection(self) -> _Connection:
+    def _pick(self) -> _Connection | None:
+        """A live connection without waiting, or None (then :meth:`_connection` waits for one)."""
         last = self._last
         if last is not None and last.alive and last.has_unflushed:
             return last  # join the write this iteration already started (round robin across iterations)
@@ -307,6 +345,12 @@ class HsmClient:
                 self._last = conn
                 return conn
             self._revive(i, loop)
+        return None
+
+    async def _connection(self) -> _Connection:
+        conn = self._pick()
+        if conn is not None:
+            return conn
         if self._closed:
             raise HsmUnavailable("HSM client closed")
         waiting = [f for f in self._connecting if f is not None]
@@ -321,34 +365,44 @@ class HsmClient:
     # -- raw command --------------------------------------------------------------------------------------
     async def call(self, command: str, fields: bytes = b"") -> HsmReply:
         """Send ``command`` with ``fields``; the reply whatever its error code. Raises :class:`HsmUnavailable`."""
-        code = command.encode("ascii")
-        conn = await self._connection()
-        loop = self._loop or asyncio.get_running_loop()
-        header, fut = conn.send(code, fields, loop)
-        timer = loop.call_later(self.timeout_s, conn.expire, header)
-        try:
-            body = await fut
-        finally:
-            timer.cancel()
-        reply = parse_reply(body, self.header_len)
-        if reply.code.encode("ascii") != response_code(code):
-            raise HsmUnavailable(f"HSM replied {reply.code} to {command}")
-        return reply
+        body = await self._request(command.encode("ascii"), fields)
+        return parse_reply(body, self.header_len)
+
+    async def _request(self, code: bytes, fields: bytes) -> bytes:
+        """The reply body (header, response code, error code, data) of one command; its response code checked."""
+        conn = self._pick()
+        if conn is None:
+            conn = await self._connection()
+        _header, fut = conn.send(code, fields, self._loop or asyncio.get_running_loop())
+        body = await fut
+        hl = self.header_len
+        expected = _RESPONSE.get(code)
+        if expected is None:
+            expected = _RESPONSE[code] = response_code(code)
+        if body[hl : hl + 2] != expected or len(body) < hl + 4:
+            raise HsmUnavailable(f"HSM replied {body[hl : hl + 2]!r} to {code.decode('ascii', 'replace')}")
+        return body
+
+    def _error(self, body: bytes) -> bytes:
+        hl = self.header_len
+        return body[hl + 2 : hl + 4]
 
     async def _ok(self, command: str, fields: bytes) -> bytes:
-        reply = await self.call(command, fields)
-        if reply.error != "00":
-            raise HsmError(command, reply.error)
-        return reply.data
+        body = await self._request(_CODES.get(command) or command.encode("ascii"), fields)
+        error = self._error(body)
+        if error != b"00":
+            raise HsmError(command, error.decode("ascii", "replace"))
+        return body[self.header_len + 4 :]
 
     async def _verdict(self, command: str, fields: bytes) -> bytes | None:
         """Reply data on ``00``, ``None`` on ``01`` (verification failure), :class:`HsmError` otherwise."""
-        reply = await self.call(command, fields)
-        if reply.error == "00":
-            return reply.data
-        if reply.error == "01":
+        body = await self._request(_CODES.get(command) or command.encode("ascii"), fields)
+        error = self._error(body)
+        if error == b"00":
+            return body[self.header_len + 4 :]
+        if error == b"01":
             return None
-        raise HsmError(command, reply.error)
+        raise HsmError(command, error.decode("ascii", "replace"))
 
     # -- typed helpers: keys ------------------------------------------------------------------------------
     async def generate_key_under_tmk(self, key_type: str, scheme: str, tmk_lmk: str) -> GeneratedKey:
