@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from switch.iso.codec import CodecError, encode_message, mac_block, replace_mac, reply_to
+from switch.iso.codec import ECHOED_FIELDS, CodecError, encode_message, mac_block, replace_mac, reply_to
 from switch.iso.header import PROCESSING_SIGN_ON
 from switch.iso.message import IsoMessage
+from switch.iso.profiles import WireProfile
 from switch.pipeline.context import TxnContext
 from switch.pipeline.deps import Deps
+from switch.pipeline.replycodec import ReplyEncoder
 from switch.pipeline.results import Result
 from switch.rc import RC
 from switch.telemetry import logs
@@ -34,6 +36,30 @@ class Reply:
         self._log = logs.get_logger("switch.txn")
         self._stamp_second = -1
         self._stamp = ("", "", "")
+        self._encoders: dict[str, ReplyEncoder] = {}
+        self._skeletons: dict[tuple[object, ...], tuple[str, Any, Any]] = {}
+
+    def _skeleton(self, req: IsoMessage, require_signon: bool) -> IsoMessage:
+        """``reply_to(req)`` (header asking for a sign-on when ``require_signon``), its MTI, TPDU and header
+        built once per distinct request MTI/TPDU/header (a handful per terminal population)."""
+        key = (req.mti, req.tpdu, req.header, require_signon)
+        parts = self._skeletons.get(key)
+        if parts is None:
+            reply = reply_to(req)  # ValueError for a response MTI: not cached
+            header = reply.header
+            if header is not None and require_signon:
+                header = header.with_processing_requirement(PROCESSING_SIGN_ON)
+            if len(self._skeletons) >= 4096:
+                self._skeletons.clear()
+            parts = self._skeletons[key] = (reply.mti, reply.tpdu, header)
+        fields = req.fields
+        return IsoMessage(parts[0], {k: fields[k] for k in ECHOED_FIELDS if k in fields}, parts[1], parts[2])
+
+    def _encoder(self, profile: WireProfile) -> ReplyEncoder:
+        enc = self._encoders.get(profile.name)
+        if enc is None:
+            enc = self._encoders[profile.name] = ReplyEncoder(profile)
+        return enc
 
     def _stamps(self) -> tuple[str, str, str]:
         """Fields 12, 13 (local time/date) and 15 (business date MMDD), formatted once per second."""
@@ -56,11 +82,9 @@ class Reply:
         profile = ctx.profile
         rc = ctx.rc or RC.SYSTEM_MALFUNCTION
         try:
-            reply = reply_to(req)
+            reply = self._skeleton(req, ctx.require_signon)
         except ValueError:
             return None  # a response MTI sent to us: nothing to answer (it is logged)
-        if reply.header is not None and ctx.require_signon:
-            reply.header = reply.header.with_processing_requirement(PROCESSING_SIGN_ON)
         fields = reply.fields
         if ctx.reply_fields:
             fields.update(ctx.reply_fields)
@@ -80,11 +104,12 @@ class Reply:
             route is not None and route.mac and bool(ctx.mak_lmk) and not ctx.no_reply_mac and rc not in _NO_MAC_RCS
         )
         try:
+            encoder = self._encoder(profile)
             if not want_mac:
                 fields.pop("64", None)
-                return encode_message(reply, profile)
+                return encoder.encode(reply)
             fields["64"] = _MAC_PLACEHOLDER
-            body = encode_message(reply, profile)
+            body = encoder.encode(reply)
         except CodecError as exc:
             self._log.error("reply_encode_error", field=exc.field, reason=exc.reason, tid=ctx.tid)
             return self._minimal(ctx, reply)

@@ -18,15 +18,12 @@ _BASE = ("11", "41", "42", "60")
 
 
 def fingerprint(fields: dict[str, str]) -> str:
-    """Digest of a request's business content (every field but the MAC): equal for a retransmission."""
-    h = hashlib.blake2b(digest_size=16)
-    for k in sorted(fields, key=int):
-        if k != "64":
-            h.update(k.encode())
-            h.update(b"=")
-            h.update(fields[k].encode())
-            h.update(b"\x1f")
-    return h.hexdigest()
+    """Digest of a request's business content (every field but the MAC): equal for a retransmission.
+
+    BLAKE2b-128 over ``k=value\x1f`` for each field in numeric order, hashed in one update (the same digest
+    as one update per piece: stored fingerprints stay comparable)."""
+    text = "".join([f"{k}={fields[k]}\x1f" for k in sorted(fields, key=int) if k != "64"])
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 class Validate:
