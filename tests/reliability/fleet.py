@@ -3,8 +3,9 @@
 Each :class:`FleetTerminal` is the terminal simulator's own terminal (``terminal_sim``: state machine,
 session, line), so it behaves as a UnionPay terminal does: a reversal record is written before a purchase,
 void or top-up is sent and the reversal is sent before the next request until it is answered; on top of
-that, a refund advice that went out without an answer is kept and retransmitted unchanged until it is
-answered (a real terminal's advice queue), and :meth:`FleetTerminal.finish` pays every debt and settles
+that, a refund advice that went out without a definitive answer (none, an approval without a MAC the terminal
+can trust, or a "try again" 96/91/A0) is kept and retransmitted unchanged until it gets one (a real
+terminal's advice queue), and :meth:`FleetTerminal.finish` pays every debt and settles
 the batch. Every answer (and every missing one) is recorded as a :class:`Seen`.
 
     fleet = Fleet(world, "127.0.0.1", port, n_pos=6, n_hall=1, seed=1)
@@ -29,7 +30,7 @@ from switch.iso.profiles import CUP
 from terminal_sim.client import Link
 from terminal_sim.session import Session, SessionError
 from terminal_sim.state import JournalEntry, TerminalState
-from terminal_sim.terminal import Answer, Card, Request, Terminal
+from terminal_sim.terminal import REVERSAL_RETRY_RCS, Answer, Card, Request, Terminal
 from tests.reliability.world import World, WorldTerminal
 
 POS_MIX = {"purchase": 60, "balance": 10, "void": 15, "refund": 15}
@@ -102,6 +103,10 @@ def seen_of(answer: Answer) -> Seen:
     )
 
 
+def _advice_done(answer: Answer) -> bool:
+    return answer.status == "ok" and answer.rc not in REVERSAL_RETRY_RCS
+
+
 class FleetTerminal:
     def __init__(
         self, wt: WorldTerminal, world: World, host: str, port: int, rng: random.Random, timeout_s: float,
@@ -124,9 +129,11 @@ class FleetTerminal:
         req = answer.request
         if req.type.advice:
             owed = any(r is req for r in self.owed_advices)
-            if answer.status == "timeout" and not owed:
+            # no answer, an approval whose MAC the terminal cannot trust, or "try again later" (96, 91, A0: the
+            # switch journals none of these, an earlier attempt may have been recorded): the advice goes again
+            if not _advice_done(answer) and not owed:
                 self.owed_advices.append(req)
-            elif answer.msg is not None and owed:
+            elif _advice_done(answer) and owed:
                 self.owed_advices = [r for r in self.owed_advices if r is not req]
         if answer.kind == "purchase" and answer.approved:
             self.purchases.append(self.terminal.state.journal[-1])
@@ -165,7 +172,7 @@ class FleetTerminal:
         """Retransmit the advices owed; True when none is left."""
         for req in list(self.owed_advices):
             answer = await self.session.send(req)
-            if answer.msg is None:
+            if not _advice_done(answer):
                 return False
         return not self.owed_advices
 

@@ -25,6 +25,9 @@ from switch.telemetry import logs
 
 _MAC_PLACEHOLDER = "0" * 16
 _NO_MAC_RCS = frozenset({RC.MAC_ERROR, RC.FORMAT_ERROR, RC.UNKNOWN_TERMINAL})
+#: the request already failed in the HSM: its 96 goes without a MAC (terminals check the MAC of approvals
+#: only), not after a second HSM timeout and a second ``hsm_error`` line for the same failure
+_HSM_FAILED = frozenset({Result.HSM_UNAVAILABLE, Result.HSM_ERROR})
 
 
 class Reply:
@@ -101,7 +104,12 @@ class Reply:
             if "32" in adds:
                 fields["32"] = self._deps.acquirer_id
         want_mac = (
-            route is not None and route.mac and bool(ctx.mak_lmk) and not ctx.no_reply_mac and rc not in _NO_MAC_RCS
+            route is not None
+            and route.mac
+            and bool(ctx.mak_lmk)
+            and not ctx.no_reply_mac
+            and rc not in _NO_MAC_RCS
+            and ctx.result not in _HSM_FAILED
         )
         try:
             encoder = self._encoder(profile)
