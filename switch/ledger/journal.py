@@ -61,7 +61,12 @@ INSERT_JOURNAL_WITH_ID = (
 
 
 def reply_json(fields_: dict[str, str]) -> str:
-    return json.dumps(fields_, separators=(",", ":"), sort_keys=True)
+    """``json.dumps(fields_, separators=(",", ":"), sort_keys=True)``; written directly when every key and value
+    is plain ASCII letters/digits (the reply fields: 15, 37, 38, 48, 54), where the two are the same text."""
+    for k, v in fields_.items():
+        if not (type(v) is str and v.isascii() and v.isalnum() and k.isascii() and k.isalnum()):
+            return json.dumps(fields_, separators=(",", ":"), sort_keys=True)
+    return "{" + ",".join([f'"{k}":"{fields_[k]}"' for k in sorted(fields_)]) + "}"
 
 
 async def insert_entry(tx: Tx, e: Entry) -> int:

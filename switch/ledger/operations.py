@@ -195,13 +195,13 @@ class _Ctx:
 
     __slots__ = ("bdate", "env", "key", "now", "req", "tx")
 
-    def __init__(self, tx: Tx, env: Env, req: Request, key: str, bdate: int) -> None:
+    def __init__(self, tx: Tx, env: Env, req: Request, key: str, bdate: int, now: datetime) -> None:
         self.tx = tx
         self.env = env
         self.req = req
         self.key = key
         self.bdate = bdate
-        self.now: datetime = env.clock.now()
+        self.now = now
 
     def entry(self, kind: str, rc: str, rrn: str, **values: Any) -> Entry:
         r = self.req
@@ -646,8 +646,13 @@ async def execute(tx: Tx, env: Env, req: Request) -> Outcome:
     rule = _RULES.get(req.kind)
     if rule is None:
         raise ValueError(f"unknown ledger request kind {req.kind!r}")
-    bdate = await open_business_date(tx, env.clock.business_date())
-    return await rule(_Ctx(tx, env, req, pos_key(req.dup_key), bdate))
+    # one clock reading per transaction: a group commit's operations share the instant of their commit (and
+    # reading the zoned clock and the business calendar per operation cost more than the rest of a rule)
+    moment: tuple[datetime, int] | None = tx.memo.get("pos_moment")
+    if moment is None:
+        now = env.clock.now()
+        moment = tx.memo["pos_moment"] = (now, await open_business_date(tx, env.clock.business_date()))
+    return await rule(_Ctx(tx, env, req, pos_key(req.dup_key), moment[1], moment[0]))
 
 
 async def stored_outcome(tx: Tx, key: str) -> Outcome | None:

@@ -69,7 +69,10 @@ class SqliteTx:
 
     def __init__(self, con: sqlite3.Connection) -> None:
         self._con = con
+        #: one cursor for every statement of this transaction (results are always read before the next one)
+        self._cur = con.cursor()
         self.memo: dict[Any, Any] = {}
+        self._ts: tuple[datetime | None, str] = (None, "")
         self._rrn: int | None = None
         self._rrn_stored: int | None = None
         self._last_closed: tuple[int | None] | None = None
@@ -84,7 +87,7 @@ class SqliteTx:
 
     def _run(self, sql: str, args: Sequence[Any]) -> sqlite3.Cursor:
         try:
-            return self._con.execute(self._sql(sql), args)
+            return self._cur.execute(self._sql(sql), args)
         except sqlite3.Error as exc:
             raise translate_error(exc) from None
 
@@ -122,7 +125,11 @@ class SqliteTx:
         return self._last_closed[0]
 
     def ts(self, value: datetime) -> Any:
-        return value.isoformat()
+        last, text = self._ts
+        if value is not last:  # the operations of a transaction share one clock reading: format it once
+            text = value.isoformat()
+            self._ts = (value, text)
+        return text
 
     def flush(self) -> None:
         """Write back what this transaction keeps in memory (the RRN counter); call before COMMIT."""
