@@ -255,6 +255,7 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, file: s
     _Output.level = _LEVELS.get(level.lower(), logging.INFO)
     structlog.configure(
         processors=[
+            _logger_name,
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             _timestamp,
@@ -270,6 +271,24 @@ def configure_logging(level: str = "info", stream: TextIO | None = None, file: s
 
 
 def get_logger(name: str | None = None) -> Any:
-    """A structlog logger; ``name`` is recorded as ``logger``."""
-    log = structlog.get_logger()
-    return log.bind(logger=name) if name else log
+    """A structlog logger; ``name`` is recorded as ``logger``.
+
+    Lazy: it takes the configuration in force when it logs, not when it was created. Modules create their
+    loggers at import time, usually before :func:`configure_logging` runs; a logger bound at import would keep
+    structlog's default console renderer, without the JSON format and the redaction processor.
+    """
+    # ``logger=`` cannot be an initial value of structlog.get_logger (it names its first parameter)
+    return structlog.get_logger(**{_NAME: name}) if name else structlog.get_logger()
+
+
+_NAME = "_logger_name"
+
+
+def _logger_name(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """``logger`` key from :func:`get_logger`'s name, first in the line as a bound value would be."""
+    name = event_dict.pop(_NAME, None)
+    if name is None:
+        return event_dict
+    out: dict[str, Any] = {"logger": name}
+    out.update(event_dict)
+    return out

@@ -64,3 +64,21 @@ def test_log_lines_are_json_and_masked() -> None:
     assert "ts" in lines[0] and lines[0]["level"] == "info"
     assert "9900010000000019" not in sink.getvalue()
     assert "990001******0019" in lines[1]["exception"]
+
+
+def test_a_logger_created_before_configuration_follows_it() -> None:
+    """Modules create loggers at import time, before ``configure_logging``: they must still write masked JSON."""
+    import structlog
+
+    structlog.reset_defaults()  # as in a fresh process: nothing configured yet
+    early = get_logger("early")
+    sink = io.StringIO()
+    try:
+        configure_logging("info", stream=sink)
+        early.info("card_action", pan="9900010000000019", tmk="0123456789ABCDEFFEDCBA9876543210")
+        line = json.loads(sink.getvalue())
+    finally:
+        from tests.conftest import LOG_SINK
+
+        configure_logging("debug", stream=LOG_SINK)
+    assert line["logger"] == "early" and line["pan"] == "990001******0019" and line["tmk"] == "[REDACTED]"
