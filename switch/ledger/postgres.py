@@ -13,6 +13,7 @@ RRNs are unique across processes and restarts without a round trip per request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -40,6 +41,8 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    # asyncpg's own state errors when a connection is terminated in the middle of an operation
+    asyncpg.InternalClientError,
 )
 _RETRYABLE: tuple[type[BaseException], ...] = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
@@ -158,8 +161,7 @@ class PostgresBackend:
     async def write(self, fn: TxFn[T]) -> T:
         for attempt in range(_RETRIES):
             try:
-                async with self._pool.acquire(timeout=self._acquire_timeout_s) as con, con.transaction():
-                    return await fn(PgTx(con, self._rrns))
+                return await self._transaction(fn)
             except _RETRYABLE:
                 await asyncio.sleep(0.001 * (attempt + 1))
                 continue
@@ -171,6 +173,18 @@ class PostgresBackend:
                     raise
                 raise err from None
         raise StoreUnavailable("PostgreSQL ledger: too many conflicts, giving up")
+
+    async def _transaction(self, fn: TxFn[T]) -> T:
+        """One transaction. Its result stands once committed: a connection lost while it goes back to the pool
+        (terminated backend, network) changes nothing (the pool replaces it), so it must not turn a committed
+        approval into an error answer."""
+        con = await self._pool.acquire(timeout=self._acquire_timeout_s)
+        try:
+            async with con.transaction():
+                return await fn(PgTx(con, self._rrns))
+        finally:
+            with contextlib.suppress(Exception):
+                await self._pool.release(con)
 
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
         try:

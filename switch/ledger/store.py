@@ -8,6 +8,7 @@ result only after its commit), ``read(fn)`` and ``close()``.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -120,12 +121,32 @@ class LedgerStore:
         """Apply ``req`` once; a second call with the same ``dup_key`` returns the stored outcome, no effect."""
         try:
             return await self.write(lambda tx: operations.execute(tx, self.env, req))
+        except StoreUnavailable:
+            # PostgreSQL: the connection may have been lost during or just after the COMMIT. Answering 91 for a
+            # committed approval would leave money moved that the terminal believes declined: ask the journal.
+            stored = await self._committed_outcome(operations.pos_key(req.dup_key))
+            if stored is None:
+                raise
+            return stored
         except DuplicateKey:
             key = operations.pos_key(req.dup_key)
             stored = await self.read(lambda tx: operations.stored_outcome(tx, key))
             if stored is None:  # pragma: no cover - the key was journaled by a committed transaction
                 raise StoreUnavailable("duplicate key without its journal row") from None
             return stored
+
+    async def _committed_outcome(self, key: str) -> Outcome | None:
+        """The stored outcome of ``key`` if its transaction committed after all; None if it did not, or if the
+        store cannot tell within about a second (the caller's 91 then stands; docs/RELIABILITY.md)."""
+        if self._down:
+            return None
+        for delay in (0.0, 0.1, 0.3, 0.6):
+            await asyncio.sleep(delay)
+            try:
+                return await self.read(lambda tx: operations.stored_outcome(tx, key))
+            except StoreUnavailable:
+                continue
+        return None
 
     # -- test / operator helpers ------------------------------------------------------------------------------------
     async def balance(self, token: str) -> int | None:

@@ -15,11 +15,16 @@ audit (``tests/reliability/audit.py``) finds every approval in the ledger exactl
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import pytest
+
 from tests.reliability.live import LiveRun
 from tests.reliability.logcheck import error_lines
+from tests.reliability.smallfs import small_filesystem
 from tests.reliability.world import World, open_world
 
 Fault = tuple[str, Callable[[World], Awaitable[None]], Callable[[World], Awaitable[None]]]
@@ -63,3 +68,121 @@ async def test_hsm_slow_erroring_gone_is_96_and_recovers_by_itself(tmp_path: Pat
     assert code == 0
     assert report.problems == [], report.problems
     assert report.money_lost == 0
+
+
+# --------------------------------------------------------------------------------------------------- database
+
+
+async def _terminate_backends(app: str, seconds: float) -> int:
+    """A real outage of the switch's PostgreSQL connections: its backends terminated again and again."""
+    import asyncpg
+
+    from tests.support.ledger_db import PG_BASE
+
+    admin = await asyncpg.connect(PG_BASE)
+    killed = 0
+    try:
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
+            rows = await admin.fetch(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app
+            )
+            killed += sum(1 for r in rows if r[0])
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    return killed
+
+
+@pytest.mark.postgres
+async def test_postgres_outage_is_91_without_partial_effects_and_recovers(tmp_path: Path) -> None:
+    app = f"reliability-{uuid.uuid4().hex[:8]}"
+    async with open_world(tmp_path, "postgres") as world:
+        world.config_path.write_text(world.switch_toml(database={"dsn": f"{world.dsn}&application_name={app}"}))
+        async with LiveRun(world, tmp_path, name="pg-outage") as run:
+            mark = run.mark()
+            outage = asyncio.create_task(_terminate_backends(app, 1.5))
+            await run.wait_for(lambda s: s.rc == "91", mark, what="91 during the outage")
+            killed = await outage
+            await run.recovered()
+            answers = run.since(mark)
+            code, report = await run.finish()
+            assert error_lines(run.proc.events, "ledger_error", {"ledger_unavailable"}) == []
+    assert killed >= 1
+    assert not [s for s in answers if s.status == "timeout"], "a request went unanswered"
+    assert code == 0
+    assert report.problems == [], report.problems
+    assert report.money_lost == 0
+
+
+async def test_sqlite_disk_full_is_91_without_partial_effects_and_recovers(tmp_path: Path) -> None:
+    with small_filesystem(tmp_path / "ledger-fs", "16m") as fs:
+        async with open_world(fs.path, "sqlite") as world:
+            async with LiveRun(world, tmp_path, name="disk-full") as run:
+                mark = run.mark()
+                fs.fill()
+                await run.wait_for(lambda s: s.rc == "91", mark, what="91 on a full disk")
+                await asyncio.sleep(0.3)
+                fs.free()
+                await run.recovered()
+                answers = run.since(mark)
+                code, report = await run.finish()
+                assert error_lines(run.proc.events, "ledger_error", {"ledger_unavailable"}) == []
+    assert not [s for s in answers if s.status == "timeout"], "a request went unanswered"
+    assert code == 0
+    assert report.problems == [], report.problems
+    assert report.money_lost == 0
+
+
+async def _hold_sqlite_write_lock(world: World, seconds: float, held: asyncio.Event) -> None:
+    """Another process-like writer (an operator's bulk job) holding SQLite's write lock for a while."""
+    import sqlite3
+
+    con = sqlite3.connect(
+        world.dsn.removeprefix("sqlite:///"), timeout=30, isolation_level=None, check_same_thread=False
+    )
+    try:
+        await asyncio.to_thread(con.execute, "BEGIN IMMEDIATE")
+        held.set()
+        await asyncio.sleep(seconds)
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+async def _hold_pg_journal_lock(world: World, seconds: float, held: asyncio.Event) -> None:
+    import asyncpg
+
+    con = await asyncpg.connect(world.dsn)
+    try:
+        async with con.transaction():
+            await con.execute("LOCK TABLE journal IN EXCLUSIVE MODE")
+            held.set()
+            await asyncio.sleep(seconds)
+    finally:
+        await con.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_slow_database_answers_late_but_right(tmp_path: Path, backend: str) -> None:
+    hold = _hold_sqlite_write_lock if backend == "sqlite" else _hold_pg_journal_lock
+    async with open_world(tmp_path, backend) as world:
+        async with LiveRun(world, tmp_path, name=f"slow-{backend}") as run:
+            mark = run.mark()
+            held = asyncio.Event()
+            task = asyncio.create_task(hold(world, 1.2, held))
+            await asyncio.wait([task, asyncio.create_task(held.wait())], timeout=30, return_when="FIRST_COMPLETED")
+            assert held.is_set(), task.exception() if task.done() else "the lock was not taken in 30 s"
+            t_held = time.monotonic()
+            await task
+            t_freed = time.monotonic()
+            await run.recovered()
+            answers = run.since(mark)
+            code, report = await run.finish()
+    # nothing that writes could be answered while the lock was held (margins for replies already on their way)
+    during = [s for s in answers if t_held + 0.2 < s.at < t_freed - 0.05 and s.status != "not_sent"]
+    assert during == [], during[:3]
+    assert not [s for s in answers if s.status == "timeout"], "a request went unanswered"
+    assert not [s for s in answers if s.rc == "91"], "a slow database is not an unavailable one"
+    assert code == 0
+    assert report.problems == [], report.problems
