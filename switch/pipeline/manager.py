@@ -181,7 +181,7 @@ class TransactionManager:
     def _fail(self, ctx: TxnContext, exc: BaseException, step: str = "") -> None:
         result = result_of_exception(exc, self._deps)
         if result in (Result.HSM_UNAVAILABLE, Result.HSM_ERROR):
-            self._metrics.hsm_errors.inc(command=step or "?", kind=result.value)
+            # switch_hsm_errors_total counts failed HSM commands, in the HSM adapter (once each)
             self._log.warning(logs.HSM_ERROR, step=step, kind=type(exc).__name__, tid=ctx.tid, stan=ctx.stan)
         elif result is Result.LEDGER_UNAVAILABLE:
             self._log.warning("ledger_error", step=step, kind=type(exc).__name__, tid=ctx.tid, stan=ctx.stan)

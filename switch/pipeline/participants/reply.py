@@ -123,8 +123,7 @@ class Reply:
             return self._minimal(ctx, reply)
         try:
             mac8 = await self._deps.hsm.generate_mac(ctx.mak_lmk, mac_block(body, profile))
-        except Exception as exc:
-            self._deps.metrics.hsm_errors.inc(command="M6", kind=type(exc).__name__)
+        except Exception as exc:  # counted in switch_hsm_errors_total by the HSM adapter
             self._log.warning(logs.HSM_ERROR, step="reply_mac", kind=type(exc).__name__, tid=ctx.tid, stan=ctx.stan)
             if rc is not RC.APPROVED and not ctx.journaled:
                 ctx.rc = None
