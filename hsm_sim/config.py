@@ -37,6 +37,11 @@ class ServerSection:
     #: close a connection whose started command does not complete within this time (slow senders)
     frame_timeout_s: float = 10.0
     max_connections: int = 256
+    #: TLS on the host port (PEM files; "" = plain TCP); the key file must be owner-only
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM CA bundle: when set, hosts must present a certificate signed by it (mutual TLS)
+    tls_client_ca: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,12 @@ def _validate(cfg: HsmSimConfig) -> None:
         raise ConfigError("server.max_body_bytes", "must be between 64 and 65535")
     if cfg.server.max_connections < 1:
         raise ConfigError("server.max_connections", "must be at least 1")
+    if bool(cfg.server.tls_cert) != bool(cfg.server.tls_key):
+        raise ConfigError(
+            "server.tls_key" if cfg.server.tls_cert else "server.tls_cert", "tls_cert and tls_key go together"
+        )
+    if cfg.server.tls_client_ca and not cfg.server.tls_cert:
+        raise ConfigError("server.tls_client_ca", "needs tls_cert and tls_key")
     if not 4 <= cfg.pin.default_length <= 12:
         raise ConfigError("pin.default_length", "must be between 4 and 12")
     for name in ("error_rate", "drop_rate"):

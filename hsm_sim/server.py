@@ -6,7 +6,8 @@ connection: a sans-IO :class:`~switch.hsm.wire.FrameReader`, commands executed a
 requests are answered in order unless latency is injected), a bad command answered with its error code,
 never a dropped connection. Oversized frames are skipped and answered ``15``; a peer that stops reading
 pauses our reading (back-pressure); a started frame that does not complete within ``frame_timeout_s`` (slow
-sender) and, when configured, a connection idle for ``idle_timeout_s`` are closed.
+sender) and, when configured, a connection idle for ``idle_timeout_s`` are closed. With ``[server] tls_cert``
+the port speaks TLS (``hsm_sim/tls.py``; the handshake is held to ``frame_timeout_s``).
 
 Nothing is logged per command (hot path); ``stats`` counts commands, errors, faults and frame problems.
 """
@@ -28,6 +29,7 @@ from hsm_sim.faults import Fault, Faults
 from hsm_sim.fields import Fields
 from hsm_sim.lmk import Lmk
 from hsm_sim.mailer import PinMailer
+from hsm_sim.tls import server_context
 from switch.hsm.wire import FrameReader, Oversized, frame
 from switch.telemetry import logs
 
@@ -218,9 +220,16 @@ class HsmSimServer:
 
     async def start(self) -> tuple[str, int]:
         self.loop = asyncio.get_running_loop()
+        tls = server_context(self.config.server)
         self.accepting = True
         self._server = await self.loop.create_server(
-            lambda: HsmConnection(self), self._host, self._port, reuse_address=True, backlog=256
+            lambda: HsmConnection(self),
+            self._host,
+            self._port,
+            reuse_address=True,
+            backlog=256,
+            ssl=tls,
+            ssl_handshake_timeout=self.config.server.frame_timeout_s if tls is not None else None,
         )
         host, port = self._server.sockets[0].getsockname()[:2]
         self._port = port  # a restart binds the same port
@@ -230,7 +239,7 @@ class HsmSimServer:
             self._log.warning(
                 "test_device", message="HSM simulator with the public Thales test LMK: a test device, not secure"
             )
-        self._log.info(logs.LISTENING, component="hsm_sim", host=host, port=port, pid=os.getpid())
+        self._log.info(logs.LISTENING, component="hsm_sim", host=host, port=port, pid=os.getpid(), tls=tls is not None)
         return host, port
 
     async def _sweep(self) -> None:

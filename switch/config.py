@@ -96,6 +96,13 @@ class HsmConfig:
     #: the HSM console command that turns clear development keys of a provisioning file into keys under the LMK
     #: (SPEC §10b: clear components never travel over the host port); split like a shell command line
     ceremony_command: str = "hsm-sim keys import-clear"
+    #: TLS to the HSM (docs/SECURITY.md): PEM CA bundle that signed the HSM's certificate; "" = plain TCP
+    tls_ca: str = ""
+    #: client certificate and owner-only key, for an HSM that requires mutual TLS ("" = none)
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: name the HSM's certificate must carry; "" = the host of ``address``
+    tls_server_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +213,10 @@ def _validate(cfg: SwitchConfig) -> None:
         parse_hostport(addr, f"server.listen.{profile}")
     parse_hostport(cfg.server.http, "server.http") if cfg.server.http else None
     parse_hostport(cfg.hsm.address, "hsm.address")
+    if bool(cfg.hsm.tls_cert) != bool(cfg.hsm.tls_key):
+        raise ConfigError("hsm.tls_key" if cfg.hsm.tls_cert else "hsm.tls_cert", "tls_cert and tls_key go together")
+    if (cfg.hsm.tls_cert or cfg.hsm.tls_server_name) and not cfg.hsm.tls_ca:
+        raise ConfigError("hsm.tls_ca", "TLS to the HSM needs the CA that signed its certificate")
     if cfg.database.sqlite_synchronous.upper() not in ("FULL", "NORMAL", "EXTRA", "OFF"):
         raise ConfigError("database.sqlite_synchronous", "expected FULL or NORMAL")
     if not 0 <= cfg.database.refdata_ttl_ms <= 60000:

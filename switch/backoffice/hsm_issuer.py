@@ -8,9 +8,10 @@ reported as :class:`HandledError` naming the command and payShield error code on
 
 from __future__ import annotations
 
-from switch.config import SwitchConfig, parse_hostport
+from switch.config import SwitchConfig
 from switch.errors import HandledError
 from switch.hsm.client import HsmClient
+from switch.hsm.connect import hsm_client
 from switch.hsm.errors import HsmClientError, HsmError
 
 
@@ -21,9 +22,7 @@ class HsmIssuer:
 
     @classmethod
     def from_config(cls, cfg: SwitchConfig) -> HsmIssuer:
-        host, port = parse_hostport(cfg.hsm.address, "hsm.address")
-        client = HsmClient(host, port, pool_size=1, timeout_s=cfg.hsm.timeout_ms / 1000, header_len=cfg.hsm.header_len)
-        return cls(client, cfg.hsm.pvk_lmk)
+        return cls(hsm_client(cfg.hsm, pool_size=1), cfg.hsm.pvk_lmk)
 
     async def __aenter__(self) -> HsmIssuer:
         await self._client.start()

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from switch.cli import config_from_args
-from switch.config import HsmConfig, SwitchConfig, parse_hostport
+from switch.config import HsmConfig, SwitchConfig
 from switch.errors import HandledError, SwitchError
 from switch.ledger import open_store
 from switch.ledger.clock import CalendarClock
@@ -42,13 +42,11 @@ class HsmProvisioner:
 
     async def pin_offset(self, pin: str, pan: str) -> str:
         from switch.hsm.client import HsmClient
+        from switch.hsm.connect import hsm_client
         from switch.hsm.dev import DEV_PVK_LMK
 
         if self._client is None:
-            host, port = parse_hostport(self._cfg.address, "hsm.address")
-            client = HsmClient(
-                host, port, pool_size=1, timeout_s=self._cfg.timeout_ms / 1000, header_len=self._cfg.header_len
-            )
+            client = hsm_client(self._cfg, pool_size=1)
             await client.start()
             self._client = client
         assert isinstance(self._client, HsmClient)

@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import socket
-from collections.abc import Sequence
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, cast
 
@@ -240,7 +241,15 @@ class HsmClient:
     """payShield host-command client with a pool of pipelined connections."""
 
     def __init__(
-        self, host: str, port: int, *, pool_size: int = 2, timeout_s: float = 2.0, header_len: int = 4
+        self,
+        host: str,
+        port: int,
+        *,
+        pool_size: int = 2,
+        timeout_s: float = 2.0,
+        header_len: int = 4,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
     ) -> None:
         if pool_size < 1 or not 1 <= header_len <= 16:
             raise ValueError("pool_size must be >= 1 and header_len between 1 and 16")
@@ -257,6 +266,9 @@ class HsmClient:
         self._tasks: set[asyncio.Task[_Connection]] = set()
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: TLS to the HSM (``switch.hsm.connect``): context and the name its certificate must carry
+        self._tls = tls
+        self._server_hostname = server_hostname
 
     # -- lifecycle ----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -285,6 +297,21 @@ class HsmClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _open(
+        self, loop: asyncio.AbstractEventLoop, factory: Callable[[], _Connection], host: str, port: int
+    ) -> Awaitable[tuple[asyncio.BaseTransport, _Connection]]:
+        """One pool connection: plain TCP, or TLS with its handshake within the timeout."""
+        if self._tls is None:
+            return loop.create_connection(factory, host, port)
+        return loop.create_connection(
+            factory,
+            host,
+            port,
+            ssl=self._tls,
+            server_hostname=self._server_hostname,
+            ssl_handshake_timeout=self.timeout_s,
+        )
+
     async def _connect(self, i: int) -> _Connection:
         loop = self._loop or asyncio.get_running_loop()
         waiting = self._connecting[i]
@@ -295,7 +322,7 @@ class HsmClient:
         try:
             try:
                 _t, conn = await asyncio.wait_for(
-                    loop.create_connection(lambda: _Connection(self.header_len, self.timeout_s), self.host, self.port),
+                    self._open(loop, lambda: _Connection(self.header_len, self.timeout_s), self.host, self.port),
                     self.timeout_s,
                 )
             except (OSError, TimeoutError) as exc:

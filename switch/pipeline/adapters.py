@@ -14,8 +14,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from switch.config import SwitchConfig, parse_hostport
-from switch.hsm.client import HsmClient
+from switch.config import SwitchConfig
+from switch.hsm.connect import hsm_client
 from switch.hsm.dev import DEV_PVK_LMK
 from switch.hsm.errors import HsmError, HsmUnavailable
 from switch.ledger import StoreUnavailable, open_store
@@ -224,10 +224,7 @@ async def open_services(config: SwitchConfig, metrics: Metrics, closers: list[Ca
     )
     closers.append(store.close)
     hsm_cfg = config.hsm
-    host, port = parse_hostport(hsm_cfg.address, "hsm.address")
-    client = HsmClient(
-        host, port, pool_size=hsm_cfg.pool_size, timeout_s=hsm_cfg.timeout_ms / 1000.0, header_len=hsm_cfg.header_len
-    )
+    client = hsm_client(hsm_cfg)  # plain TCP, or TLS with the [hsm] tls_* keys
     await client.start()
     closers.append(client.close)
     return Deps(
