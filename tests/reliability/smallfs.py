@@ -18,8 +18,6 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 
 class SmallFs:
     def __init__(self, path: Path) -> None:
@@ -52,8 +50,13 @@ class SmallFs:
         subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True, capture_output=True)
 
 
+class CannotMount(Exception):
+    """No small filesystem can be had here (the text says why)."""
+
+
 @contextlib.contextmanager
-def small_filesystem(path: Path, size: str) -> Iterator[SmallFs]:
+def small_filesystem(path: Path, size: str, *, skip: bool = True) -> Iterator[SmallFs]:
+    """Mount it; when that is impossible, skip the test (``skip=False``: raise :class:`CannotMount`)."""
     path.mkdir(parents=True, exist_ok=True)
     try:
         proc = subprocess.run(
@@ -62,10 +65,16 @@ def small_filesystem(path: Path, size: str) -> Iterator[SmallFs]:
             text=True,
             check=False,
         )
+        reason = proc.stderr.strip()[:80]
     except FileNotFoundError:
-        pytest.skip("no mount(8) here: a full disk needs a small tmpfs")
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs for a real full disk (needs root): {proc.stderr.strip()[:80]}")
+        proc, reason = None, "no mount(8) here"
+    if proc is None or proc.returncode != 0:
+        why = f"cannot mount a small tmpfs for a real full disk (needs root): {reason}"
+        if not skip:
+            raise CannotMount(why)
+        import pytest
+
+        pytest.skip(why)
     try:
         yield SmallFs(path)
     finally:

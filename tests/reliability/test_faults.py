@@ -17,36 +17,15 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from tests.reliability.faults import HSM_FAULTS, hold_pg_journal_lock, hold_sqlite_write_lock, terminate_backends
 from tests.reliability.live import LiveRun
 from tests.reliability.logcheck import error_lines
 from tests.reliability.smallfs import small_filesystem
-from tests.reliability.world import World, open_world
-
-Fault = tuple[str, Callable[[World], Awaitable[None]], Callable[[World], Awaitable[None]]]
-
-
-async def _slow(world: World) -> None:
-    world.hsm.faults.latency_ms = 1200  # the switch's HSM timeout is 400 ms in this test
-
-
-async def _erroring(world: World) -> None:
-    world.hsm.faults.error_rate = 1.0  # payShield error 13 to every command
-
-
-async def _clear(world: World) -> None:
-    world.hsm.faults.clear()
-
-
-HSM_FAULTS: tuple[Fault, ...] = (
-    ("slow", _slow, _clear),
-    ("erroring", _erroring, _clear),
-    ("gone", World.hsm_down, World.hsm_up),
-)
+from tests.reliability.world import open_world
 
 
 async def test_hsm_slow_erroring_gone_is_96_and_recovers_by_itself(tmp_path: Path) -> None:
@@ -73,27 +52,6 @@ async def test_hsm_slow_erroring_gone_is_96_and_recovers_by_itself(tmp_path: Pat
 # --------------------------------------------------------------------------------------------------- database
 
 
-async def _terminate_backends(app: str, seconds: float) -> int:
-    """A real outage of the switch's PostgreSQL connections: its backends terminated again and again."""
-    import asyncpg
-
-    from tests.support.ledger_db import PG_BASE
-
-    admin = await asyncpg.connect(PG_BASE)
-    killed = 0
-    try:
-        deadline = asyncio.get_running_loop().time() + seconds
-        while asyncio.get_running_loop().time() < deadline:
-            rows = await admin.fetch(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1", app
-            )
-            killed += sum(1 for r in rows if r[0])
-            await asyncio.sleep(0.02)
-    finally:
-        await admin.close()
-    return killed
-
-
 @pytest.mark.postgres
 async def test_postgres_outage_is_91_without_partial_effects_and_recovers(tmp_path: Path) -> None:
     app = f"reliability-{uuid.uuid4().hex[:8]}"
@@ -101,7 +59,7 @@ async def test_postgres_outage_is_91_without_partial_effects_and_recovers(tmp_pa
         world.config_path.write_text(world.switch_toml(database={"dsn": f"{world.dsn}&application_name={app}"}))
         async with LiveRun(world, tmp_path, name="pg-outage") as run:
             mark = run.mark()
-            outage = asyncio.create_task(_terminate_backends(app, 1.5))
+            outage = asyncio.create_task(terminate_backends(app, 1.5))
             await run.wait_for(lambda s: s.rc == "91", mark, what="91 during the outage")
             killed = await outage
             await run.recovered()
@@ -134,38 +92,9 @@ async def test_sqlite_disk_full_is_91_without_partial_effects_and_recovers(tmp_p
     assert report.money_lost == 0
 
 
-async def _hold_sqlite_write_lock(world: World, seconds: float, held: asyncio.Event) -> None:
-    """Another process-like writer (an operator's bulk job) holding SQLite's write lock for a while."""
-    import sqlite3
-
-    con = sqlite3.connect(
-        world.dsn.removeprefix("sqlite:///"), timeout=30, isolation_level=None, check_same_thread=False
-    )
-    try:
-        await asyncio.to_thread(con.execute, "BEGIN IMMEDIATE")
-        held.set()
-        await asyncio.sleep(seconds)
-        con.execute("COMMIT")
-    finally:
-        con.close()
-
-
-async def _hold_pg_journal_lock(world: World, seconds: float, held: asyncio.Event) -> None:
-    import asyncpg
-
-    con = await asyncpg.connect(world.dsn)
-    try:
-        async with con.transaction():
-            await con.execute("LOCK TABLE journal IN EXCLUSIVE MODE")
-            held.set()
-            await asyncio.sleep(seconds)
-    finally:
-        await con.close()
-
-
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_slow_database_answers_late_but_right(tmp_path: Path, backend: str) -> None:
-    hold = _hold_sqlite_write_lock if backend == "sqlite" else _hold_pg_journal_lock
+    hold = hold_sqlite_write_lock if backend == "sqlite" else hold_pg_journal_lock
     async with open_world(tmp_path, backend) as world:
         async with LiveRun(world, tmp_path, name=f"slow-{backend}") as run:
             mark = run.mark()
