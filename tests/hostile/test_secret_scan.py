@@ -25,7 +25,7 @@ from switch.telemetry.logs import get_logger
 from tests import conftest
 from tests.hostile.conftest import Clients, StartServer
 from tests.server.wire import frame, read_frame
-from tests.support.secrets import SHARED, SecretScan, allow_card_data, find_secrets, known_secrets, scan_tree
+from tests.support.secrets import VECTORS, SecretScan, allow_card_data, find_secrets, known_secrets, scan_tree
 
 PAN = "9900010000000019"  # program BIN, Luhn-valid
 MASKED = "990001******0019"
@@ -43,7 +43,7 @@ def test_find_secrets_catches_pans_keys_and_pin_blocks_but_not_masked_pans() -> 
     assert not find_secrets("rrn=000000000238 stan=400000")  # not Luhn / too short
     secrets = known_secrets()
     assert len(secrets) >= 5, "the vectors' keys and PIN blocks are part of the scan"
-    example = json.loads((SHARED / "vectors" / "spec_examples.json").read_text())
+    example = json.loads((VECTORS / "spec_examples.json").read_text())
     for name in ("mak_clear", "pinblock_iso0_under_pik"):
         assert find_secrets(f"x {example[name].lower()} y"), name
 
@@ -88,7 +88,7 @@ def test_a_reply_carrying_a_pan_is_caught_in_both_profiles() -> None:
     # sign-on field 62: key bytes ending in 0x?4 before the 00x8 filler look like '4000000000000000000'
     clean.record_reply(encode_message(IsoMessage("0810", {"62": "AB4" + "0" * 17 + "C1"}), ISO87), ISO87)
     assert clean.reply_hits == []
-    example = json.loads((SHARED / "vectors" / "spec_examples.json").read_text())
+    example = json.loads((VECTORS / "spec_examples.json").read_text())
     keyed = IsoMessage("0810", {"62": example["pik_clear"].upper()})  # a clear key in field 62 is caught
     clean.record_reply(encode_message(keyed, ISO87), ISO87)
     assert len(clean.reply_hits) == 1 and clean.reply_hits[0].startswith("0810 field 62: secret:")
