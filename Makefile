@@ -24,7 +24,9 @@ demo: install
 bench: install
 	$(PY) bench/run_all.py
 
-# hostile-input soak: >=100,000 fuzzed inputs (framing, both codecs, TCP, HSM) + connection abuse; prints the figures
+# soak: >=100,000 fuzzed inputs (framing, both codecs, TCP, HSM), connection abuse, the switch SIGKILLed under load
+# (--crashes, default 10 per ledger backend) and faults (HSM, database, disk, SIGTERM) with the terminals' audit;
+# prints the figures (docs/RELIABILITY.md). Longer: make soak SOAK_ARGS="--crashes 50 --fault-rounds 5"
 soak: install
 	$(PY) scripts/soak.py $(SOAK_ARGS)
 

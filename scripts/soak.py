@@ -12,6 +12,13 @@ Parts (each also runs alone with ``--only PART``):
 - ``hsm``      fuzzed payShield commands to the HSM simulator's host port (every one answered, in order);
 - ``abuse``    slowloris, idle floods, a connection flood from one address, oversize length prefixes and
                peers that never read, against a switch with tight limits, while a terminal keeps paying;
+- ``crash``    ``switch serve`` (a process) under load from recording terminals, killed with SIGKILL
+               ``--crashes`` times per ledger backend and restarted on the same ports; then the audit: every
+               approval a terminal accepted journaled once, nothing else in force, reversals honoured, money
+               conserved, RRNs unique, batches balanced (``tests/reliability``);
+- ``faults``   HSM slow / erroring / gone, PostgreSQL outage (backends terminated) or SQLite disk full, a slow
+               database, SQLite locked past its bound, SIGTERM under load: ``--fault-rounds`` rounds per
+               backend, each answered (96 / 91) and recovered from without a restart; audit and log checks;
 - ``atheris``  optional (``--atheris SECONDS``, needs ``pip install atheris``): coverage-guided fuzzing of
                ``decode_message`` for each profile, seeded with valid messages, under the same oracle.
 
@@ -37,6 +44,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -58,7 +66,10 @@ from tests.hostile.fuzzgen import (  # noqa: E402
 )
 from tests.support.secrets import find_secrets  # noqa: E402
 
-PARTS = ("framing", "codec", "tcp", "hsm", "abuse", "atheris")
+PARTS = ("framing", "codec", "tcp", "hsm", "abuse", "crash", "faults", "atheris")
+
+if TYPE_CHECKING:
+    from tests.reliability.audit import AuditReport
 
 
 @dataclass
@@ -74,6 +85,22 @@ class Figures:
     internal_errors: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    # crash and fault parts (terminals' audit against the ledger)
+    crashes_survived: int = 0
+    cut_by_crash: int = 0
+    faults_injected: int = 0
+    approvals_checked: int = 0
+    reversals_honoured: int = 0
+    rrns_checked: int = 0
+    settled_balanced: int = 0
+    money_lost: int = 0
+
+    def account_audit(self, part: str, report: AuditReport) -> None:
+        self.approvals_checked += report.approvals_checked
+        self.reversals_honoured += report.reversals_honoured
+        self.rrns_checked += report.rrns_checked
+        self.settled_balanced += report.settled_balanced
+        self.money_lost += report.money_lost
 
     def fail(self, part: str, what: str) -> None:
         if len(self.failures) < 50:
@@ -354,6 +381,169 @@ async def soak_abuse(fig: Figures, scale: int) -> None:
     progress(f"abuse: refused {fig.refused}, closed by reason {dict(fig.cut)}")
 
 
+# ------------------------------------------------------------------------------------------- crash, faults
+
+
+async def _ledger_backends() -> list[str]:
+    from tests.support.ledger_db import PG_BASE, postgres_available
+
+    if await postgres_available():
+        return ["sqlite", "postgres"]
+    progress(f"no PostgreSQL server at {PG_BASE}: the crash and fault parts run on SQLite only")
+    return ["sqlite"]
+
+
+async def soak_crash(fig: Figures, crashes: int, seed: int) -> None:
+    """``switch serve`` killed with SIGKILL ``crashes`` times per backend under load, restarted on the same
+    ports; then the terminals' audit (tests/reliability/audit.py)."""
+    from tests.reliability.crash import run_crashes
+    from tests.reliability.world import open_world
+
+    for backend in await _ledger_backends():
+        with tempfile.TemporaryDirectory() as tmp:
+            async with open_world(Path(tmp), backend) as world:
+                r = await run_crashes(
+                    world, Path(tmp), crashes=crashes, seed=seed, n_pos=8, n_hall=2,
+                    uptime_s=(0.5, 2.5), downtime_s=(0.0, 0.5),
+                )  # fmt: skip
+        part = f"crash/{backend}"
+        fig.crashes_survived += r.crashes if r.exit_code == 0 and not r.report.problems else 0
+        fig.account_audit(part, r.report)
+        fig.cut_by_crash += r.cut_by_crash
+        for p in r.report.problems:
+            fig.fail(part, p)
+        if r.exit_code != 0:
+            fig.fail(part, f"switch exited {r.exit_code} on SIGTERM after the crashes")
+        if r.owed_at_end:
+            fig.fail(part, f"{r.owed_at_end} reversals or advices never answered")
+        if r.secrets_in_logs:
+            fig.fail(part, f"{r.secrets_in_logs} card data hits in the switch's log")
+        progress(
+            f"{part}: {r.crashes} kills survived, {r.report.approvals_checked} approvals checked, "
+            f"{r.cut_by_crash} requests cut by a kill, {r.report.reversals_honoured} reversals honoured, "
+            f"money lost {r.report.money_lost}"
+        )
+
+
+async def soak_faults(fig: Figures, rounds: int, seed: int) -> None:
+    """HSM slow/erroring/gone, database outage/full disk/slow/locked past its bound, SIGTERM under load, each
+    ``rounds`` times per backend, against a switch process under load; then the audit and the log checks."""
+    from tests.reliability.smallfs import CannotMount, small_filesystem
+
+    for backend in await _ledger_backends():
+        with tempfile.TemporaryDirectory() as tmp:
+            if backend == "sqlite":
+                try:
+                    with small_filesystem(Path(tmp) / "ledger-fs", "256m", skip=False) as fs:
+                        await _fault_run(fig, Path(tmp), fs.path, backend, rounds, seed, fs)
+                    continue
+                except CannotMount as exc:
+                    progress(f"faults/sqlite: {exc}; no disk-full fault")
+            await _fault_run(fig, Path(tmp), Path(tmp), backend, rounds, seed, None)
+
+
+async def _fault_run(
+    fig: Figures, tmp: Path, world_dir: Path, backend: str, rounds: int, seed: int, fs: Any
+) -> None:  # fmt: skip
+    import uuid
+
+    from tests.reliability.faults import (
+        HSM_FAULTS,
+        hold_pg_journal_lock,
+        hold_sqlite_write_lock,
+        terminate_backends,
+    )
+    from tests.reliability.live import LiveRun
+    from tests.reliability.logcheck import error_lines
+    from tests.reliability.world import open_world
+
+    rng = random.Random(f"{seed}/faults/{backend}")
+    part = f"faults/{backend}"
+    app = f"soak-{uuid.uuid4().hex[:8]}"
+    counts: Counter[str] = Counter()
+    lost: list[Any] = []
+    cut_by_sigterm = 0
+    async with open_world(world_dir, backend, hsm={"timeout_ms": 400}) as world:
+        if backend == "postgres":
+            world.config_path.write_text(
+                world.switch_toml(hsm={"timeout_ms": 400}, database={"dsn": f"{world.dsn}&application_name={app}"})
+            )
+        async with LiveRun(world, tmp, name=part.replace("/", "-"), n_pos=6, n_hall=1, timeout_s=15.0) as run:
+
+            async def fault(name: str, rc: str, inject: Callable[[], Awaitable[Any]],
+                            clear: Callable[[], Awaitable[Any]] | None) -> None:  # fmt: skip
+                mark = run.mark()
+                task = asyncio.ensure_future(inject())
+                await run.wait_for(lambda s: s.rc == rc, mark, timeout_s=30, what=f"{part} {name}: {rc}")
+                if clear is not None:
+                    await asyncio.sleep(rng.uniform(0.2, 1.0))
+                    await clear()
+                await task
+                await run.recovered()
+                counts[name] += 1
+                fig.faults_injected += 1
+
+            for _ in range(rounds):
+                for name, inject, clear in HSM_FAULTS:
+                    await fault(f"HSM {name}", "96", lambda i=inject: i(world), lambda c=clear: c(world))  # type: ignore[misc]
+                if backend == "postgres":
+                    await fault("database outage", "91", lambda: terminate_backends(app, rng.uniform(0.5, 2.0)), None)
+                elif fs is not None:
+                    await fault(
+                        "disk full", "91", lambda: asyncio.to_thread(fs.fill), lambda: asyncio.to_thread(fs.free)
+                    )
+                held = asyncio.Event()
+                hold = hold_pg_journal_lock if backend == "postgres" else hold_sqlite_write_lock
+                await asyncio.sleep(1.5)  # answers of the fault before (91 after a commit check) have all come
+                mark = run.mark()
+                await hold(world, rng.uniform(0.5, 2.0), held)
+                await run.recovered(mark)
+                counts["slow database"] += 1
+                fig.faults_injected += 1
+                if [s for s in run.since(mark) if s.rc == "91"]:
+                    fig.fail(part, "a slow database was answered 91")
+                # SIGTERM under load, then a restart on the same ports: what the switch processed was answered
+                mark = run.mark()
+                exit_code = await run.proc.terminate()
+                if exit_code != 0:
+                    fig.fail(part, f"SIGTERM under load: exit {exit_code}")
+                processed = {(e["tid"], e["mti"], e["stan"]) for e in run.proc.events if e.get("event") == "txn"}
+                cut = [s for s in run.since(mark) if s.status == "timeout"]
+                cut_by_sigterm += len(cut)
+                lost += [s for s in cut if (s.tid, s.mti, s.stan) in processed]
+                await run.proc.start()
+                await run.recovered()
+                counts["SIGTERM under load"] += 1
+                fig.faults_injected += 1
+            if backend == "sqlite":  # the write lock held past the switch's bound (10 s): 91, then recovery
+                held = asyncio.Event()
+                await fault(
+                    "database locked past its bound", "91", lambda: hold_sqlite_write_lock(world, 11.0, held), None
+                )
+            unanswered = sum(s.status == "timeout" for s in run.seen) - cut_by_sigterm
+            code, report = await run.finish()
+            events = run.proc.events
+            problems = error_lines(events, "hsm_error", {"hsm_unavailable", "hsm_error"})
+            problems += error_lines(events, "ledger_error", {"ledger_unavailable"})
+            shutdowns = [e for e in events if e.get("event") == "shutdown" and e.get("component") == "pos"]
+            secrets = run.secrets_in_log()
+    fig.unanswered += len(lost) + unanswered
+    if unanswered:
+        fig.fail(part, f"{unanswered} requests unanswered while the switch was up")
+    fig.account_audit(part, report)
+    for p in report.problems + problems[:20]:
+        fig.fail(part, p)
+    if lost:
+        fig.fail(part, f"{len(lost)} requests processed by the switch went unanswered at SIGTERM")
+    if code != 0 or any(e.get("cancelled") for e in shutdowns):
+        fig.fail(part, f"graceful stop: exit {code}, cancelled {[e.get('cancelled') for e in shutdowns]}")
+    if secrets:
+        fig.fail(part, f"{len(secrets)} card data hits in the switch's log")
+    answered = Counter(s.rc for s in run.seen if s.status == "ok")
+    progress(f"{part}: faults {dict(counts)}; answers by RC {dict(answered.most_common(6))}; "
+             f"{report.approvals_checked} approvals checked, money lost {report.money_lost}")  # fmt: skip
+
+
 # ------------------------------------------------------------------------------------------------ atheris
 
 
@@ -429,9 +619,13 @@ async def run(args: argparse.Namespace, fig: Figures) -> None:
         "tcp": lambda: soak_tcp(fig, args.tcp, args.seed),
         "hsm": lambda: soak_hsm(fig, args.hsm, args.seed),
         "abuse": lambda: soak_abuse(fig, args.abuse),
+        "crash": lambda: soak_crash(fig, args.crashes, args.seed),
+        "faults": lambda: soak_faults(fig, args.fault_rounds, args.seed),
     }
     for name in PARTS:
         if name not in args.only or (name == "atheris" and not args.atheris):
+            continue
+        if (name == "crash" and not args.crashes) or (name == "faults" and not args.fault_rounds):
             continue
         t0 = time.perf_counter()
         print(f"[{name}]", flush=True)
@@ -453,6 +647,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tcp", type=int, default=8_000, help="fuzz inputs over TCP (switch, pipeline, business)")
     p.add_argument("--hsm", type=int, default=20_000, help="fuzzed HSM commands")
     p.add_argument("--abuse", type=int, default=200, help="sockets per abuse kind")
+    p.add_argument("--crashes", type=int, default=10, help="SIGKILLs of the switch under load, per ledger backend")
+    p.add_argument("--fault-rounds", type=int, default=2, help="rounds of every fault, per ledger backend")
     p.add_argument(
         "--atheris", type=int, default=0, metavar="SECONDS", help="coverage-guided codec fuzzing per profile"
     )
@@ -491,6 +687,14 @@ def main(argv: list[str] | None = None) -> int:
         "internal_errors": fig.internal_errors,
         "log_lines": logs.count("\n"),
         "secrets_in_logs": len(secrets),
+        "crashes_survived": fig.crashes_survived,
+        "requests_cut_by_crashes": fig.cut_by_crash,
+        "faults_injected": fig.faults_injected,
+        "approvals_checked": fig.approvals_checked,
+        "reversals_honoured": fig.reversals_honoured,
+        "rrns_checked": fig.rrns_checked,
+        "batches_settled_balanced": fig.settled_balanced,
+        "money_lost": fig.money_lost,
         "seconds": {**fig.seconds, "total": round(time.perf_counter() - t0, 1)},
         "failures": fig.failures,
     }
@@ -505,13 +709,28 @@ def main(argv: list[str] | None = None) -> int:
         "crashes",
         "internal_errors",
         "secrets_in_logs",
+        "crashes_survived",
+        "requests_cut_by_crashes",
+        "faults_injected",
+        "approvals_checked",
+        "reversals_honoured",
+        "rrns_checked",
+        "batches_settled_balanced",
+        "money_lost",
     ):
         print(f"  {key.replace('_', ' '):32} {report[key]:>10}")
     print(f"  {'inputs by part':32} {json.dumps(report['inputs_by_part'])}")
     print(f"  {'seconds':32} {json.dumps(report['seconds'])}")
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
-    ok = not fig.failures and not fig.crashes and not fig.unanswered and not fig.internal_errors and not secrets
+    ok = (
+        not fig.failures
+        and not fig.crashes
+        and not fig.unanswered
+        and not fig.internal_errors
+        and not secrets
+        and not fig.money_lost
+    )
     for f in fig.failures[:20]:
         print(f"  FAIL {f}")
     print("soak: OK" if ok else "soak: FAILED")
