@@ -423,7 +423,16 @@ class HsmClient:
 
     async def _verdict(self, command: str, fields: bytes) -> bytes | None:
         """Reply data on ``00``, ``None`` on ``01`` (verification failure), :class:`HsmError` otherwise."""
-        body = await self._request(_CODES.get(command) or command.encode("ascii"), fields)
+        code = _CODES.get(command) or command.encode("ascii")
+        return self._verdict_of(command, code, await self._request(code, fields))
+
+    def _verdict_of(self, command: str, code: bytes, body: bytes) -> bytes | None:
+        hl = self.header_len
+        expected = _RESPONSE.get(code)
+        if expected is None:
+            expected = _RESPONSE[code] = response_code(code)
+        if body[hl : hl + 2] != expected or len(body) < hl + 4:
+            raise HsmUnavailable(f"HSM replied {body[hl : hl + 2]!r} to {command}")
         error = self._error(body)
         if error == b"00":
             return body[self.header_len + 4 :]
@@ -556,3 +565,36 @@ class HsmClient:
             return False  # not even the shape of a MAC: wrong, not an HSM failure
         head = f"00091003{mak_lmk}{len(data):04X}".encode("ascii")
         return await self._verdict("M8", head + data + mac8) is not None
+
+    def verify_mac_nowait(self, mak_lmk: str, data: bytes, mac8: bytes) -> asyncio.Future[bool] | None:
+        """:meth:`verify_mac` sent at once, its verdict as a future (no coroutine, no task: the switch verifies a
+        MAC per request while it goes on with the next rules); ``None`` when no connection is ready (use
+        :meth:`verify_mac`). Same errors as :meth:`verify_mac`, through the future."""
+        loop = self._loop or asyncio.get_running_loop()
+        out: asyncio.Future[bool] = loop.create_future()
+        if len(mac8) != 8 or not all(b in _HEX_UPPER for b in mac8):
+            out.set_result(False)
+            return out
+        conn = self._pick()
+        if conn is None:
+            return None
+        head = f"00091003{mak_lmk}{len(data):04X}".encode("ascii")
+        _header, raw = conn.send(b"M8", head + data + mac8, loop)
+
+        def done(reply: asyncio.Future[bytes]) -> None:
+            if out.done():
+                return
+            if reply.cancelled():
+                out.cancel()
+                return
+            exc = reply.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            try:
+                out.set_result(self._verdict_of("M8", b"M8", reply.result()) is not None)
+            except Exception as err:  # HsmUnavailable (wrong reply code), HsmError
+                out.set_exception(err)
+
+        raw.add_done_callback(done)
+        return out

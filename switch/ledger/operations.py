@@ -669,6 +669,22 @@ MERCHANT_REF_SQL = "SELECT mid, status FROM merchants WHERE mid = $1"
 CARD_REF_SQL = "SELECT token, expiry, status, pin_offset, pin_tries, pvk_ref FROM cards WHERE token = $1"
 
 
+#: the duplicate lookup and the card ref in one statement (both are needed by every card request)
+FIND_REPLY_AND_CARD_SQL = (
+    "SELECT j.fingerprint, j.rc, j.reply, c.token, c.expiry, c.status, c.pin_offset, c.pin_tries, c.pvk_ref "
+    "FROM (SELECT CAST($1 AS TEXT) AS k, CAST($2 AS TEXT) AS t) q "
+    "LEFT JOIN journal j ON j.idem_key = q.k LEFT JOIN cards c ON c.token = q.t"
+)
+
+
+def reply_and_card_of(r: Row | None) -> tuple[StoredReply | None, CardRef | None]:
+    if r is None:
+        return None, None
+    stored = None if r[0] is None else StoredReply(r[0], r[1], json.loads(r[2]))
+    card = None if r[3] is None else CardRef(r[3], r[4], r[5], r[6], int(r[7]), r[8])
+    return stored, card
+
+
 def stored_reply_of(r: Row | None) -> StoredReply | None:
     return None if r is None else StoredReply(r[0], r[1], json.loads(r[2]))
 

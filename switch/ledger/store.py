@@ -103,6 +103,13 @@ class LedgerStore:
     async def find_reply(self, dup_key: tuple[str, ...]) -> StoredReply | None:
         return operations.stored_reply_of(await self._row(operations.FIND_REPLY_SQL, operations.pos_key(dup_key)))
 
+    async def find_reply_and_card(
+        self, dup_key: tuple[str, ...], token: str
+    ) -> tuple[StoredReply | None, CardRef | None]:
+        """:meth:`find_reply` and :meth:`card_by_token` in one statement (one round trip on PostgreSQL)."""
+        row = await self._row(operations.FIND_REPLY_AND_CARD_SQL, operations.pos_key(dup_key), token)
+        return operations.reply_and_card_of(row)
+
     # -- LedgerPort: durable updates ------------------------------------------------------------------------------
     async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
         return await self.write(lambda tx: operations.signon(tx, self.env, tid, keys))

@@ -21,7 +21,7 @@ from switch.hsm.errors import HsmError, HsmUnavailable
 from switch.ledger import StoreUnavailable, open_store
 from switch.ledger.clock import CalendarClock
 from switch.pipeline.deps import Deps
-from switch.pipeline.ports import CardRef, MerchantRef, PinBlockError, TerminalRef, WorkingKeys
+from switch.pipeline.ports import CardRef, MerchantRef, PinBlockError, StoredReply, TerminalRef, WorkingKeys
 from switch.pipeline.refcache import RefCache
 from switch.telemetry.metrics import Metrics
 
@@ -61,6 +61,21 @@ class HsmAdapter:
         finally:
             self._latency.observe(_perf() - t, command="M8")
         return ok
+
+    def verify_mac_nowait(self, mak_lmk: str, data: bytes, mac: bytes) -> asyncio.Future[bool] | None:
+        """M8 sent now; the verdict as a future (``None``: use :meth:`verify_mac`). Timed like the others."""
+        fut: asyncio.Future[bool] | None = self._c.verify_mac_nowait(mak_lmk, data, mac)
+        if fut is None:
+            return None
+        t = _perf()
+
+        def observe(f: asyncio.Future[bool]) -> None:
+            self._latency.observe(_perf() - t, command="M8")
+            if not f.cancelled() and f.exception() is not None:
+                self._errors.inc(command="M8", kind=type(f.exception()).__name__)
+
+        fut.add_done_callback(observe)
+        return fut
 
     async def generate_mac(self, mak_lmk: str, data: bytes) -> bytes:
         t = _perf()
@@ -167,6 +182,21 @@ class LedgerAdapter:
             self.cache.cards.drop(token)
         ref: CardRef | None = await self.cache.cards.get(token, self._store.card_by_token)
         return ref
+
+    async def find_reply_card(
+        self, dup_key: tuple[str, ...], pan: str
+    ) -> tuple[StoredReply | None, CardRef | None, bool]:
+        """The duplicate lookup, and the card ref when it is not cached: ``(stored, card, card_read)``;
+        ``card_read`` says the ref was read with it (fresh, one statement for both), else ``card`` is None."""
+        cards = self.cache.cards
+        token = self._store.token(pan)
+        if cards.peek(token) is not None:
+            return await self._store.find_reply(dup_key), None, False
+        gen = cards.generation()
+        stored, card = await self._store.find_reply_and_card(dup_key, token)
+        if card is not None:
+            cards.put(token, card, gen)
+        return stored, card, True
 
     # -- durable updates -----------------------------------------------------------------------------------
     async def execute(self, req: Any) -> Any:

@@ -52,6 +52,8 @@ class TxnContext:
     terminal: Any = None
     merchant: Any = None
     card: Any = None
+    #: the card ref as read together with the duplicate lookup (fresh), when ``card_read``
+    card_read: bool = False
     #: the terminal's MAK under the LMK, when it has valid working keys
     mak_lmk: str = ""
     #: the terminal's PIK (TPK) under the LMK

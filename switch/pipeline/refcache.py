@@ -57,6 +57,24 @@ class RefMap(Generic[V]):
             self._data[key] = (_now() + self._ttl, value)
         return value
 
+    def peek(self, key: str) -> V | None:
+        """The cached value if still fresh, else None (no load)."""
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > _now():
+            self.hits += 1
+            return hit[1]
+        return None
+
+    def generation(self) -> int:
+        return self._gen
+
+    def put(self, key: str, value: V, generation: int) -> None:
+        """Cache ``value`` read while the generation was ``generation`` (dropped if a write came between)."""
+        if generation == self._gen and self._ttl > 0:
+            if len(self._data) >= self._max:
+                self._data.clear()
+            self._data[key] = (_now() + self._ttl, value)
+
     def drop(self, key: str) -> None:
         self._gen += 1
         self._data.pop(key, None)

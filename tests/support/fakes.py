@@ -119,6 +119,11 @@ class FakeLedger:
         c.pin_tries = 0 if ok else c.pin_tries + 1
         return c.pin_tries
 
+    async def find_reply_card(
+        self, dup_key: tuple[str, ...], pan: str
+    ) -> tuple[StoredReply | None, CardRef | None, bool]:
+        return await self.find_reply(dup_key), await self.card(pan), True
+
     async def find_reply(self, dup_key: tuple[str, ...]) -> StoredReply | None:
         self._check()
         t = self.journal.get(dup_key)

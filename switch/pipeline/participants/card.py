@@ -43,9 +43,12 @@ class CardCheck:
         if not pan.startswith(self._bins):
             ctx.decline(Result.BIN_OUTSIDE_PROGRAM)
             return Vote.STOP
-        card = await self._ledger.card(pan)
-        if card is not None and (card.status != "active" or card.pin_tries >= self._max_tries):
-            card = await self._ledger.card(pan, fresh=True)
+        if ctx.card_read:
+            card = ctx.card  # read with the duplicate lookup: fresh
+        else:
+            card = await self._ledger.card(pan)
+            if card is not None and (card.status != "active" or card.pin_tries >= self._max_tries):
+                card = await self._ledger.card(pan, fresh=True)
         if card is None:
             ctx.decline(Result.CARD_UNKNOWN)
             return Vote.STOP

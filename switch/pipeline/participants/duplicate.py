@@ -63,7 +63,10 @@ class DuplicateCheck:
             # the first one ended without a stored reply (e.g. the HSM failed): process this one afresh
         ctx.dup_key = key
         ctx.dup_owner = True
-        found = await self._ledger.find_reply(key)
+        if ctx.pan and "card" in route.steps:
+            found, ctx.card, ctx.card_read = await self._ledger.find_reply_card(key, ctx.pan)
+        else:
+            found = await self._ledger.find_reply(key)
         if found is None:
             return Vote.CONTINUE
         if found.fingerprint != ctx.fingerprint:

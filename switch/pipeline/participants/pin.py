@@ -38,12 +38,15 @@ class PinCheck:
         if route.pin == "none" or (route.pin == "optional" and "52" not in fields):
             return Vote.CONTINUE
         card = ctx.card
-        try:
-            ok = await self._verify(ctx, route.pin == "change", ctx.pik_lmk, card.pin_offset)
-            if not ok:
-                ok = await self._recheck(ctx, route.pin == "change")
+        change = route.pin == "change"
+        used = (ctx.pik_lmk, card.pin_offset)  # what this attempt used (the MAC recheck may move ctx.pik_lmk)
+        ok, block_error = await self._attempt(ctx, change, *used)
+        if not ok:
+            again = await self._recheck(ctx, change, used)
+            if again is not None:
+                ok, block_error = again
                 card = ctx.card
-        except PinBlockError:
+        if block_error:
             if await mac_gate(ctx):
                 ctx.decline(Result.PIN_BLOCK_INVALID)
             return Vote.STOP
@@ -72,20 +75,24 @@ class PinCheck:
         ctx.new_pin_offset = new_offset
         return True
 
-    async def _recheck(self, ctx: TxnContext, change: bool) -> bool:
-        """A failed PIN, verified again if the terminal's PIK or the card's offset changed since their refs
-        were read (a sign-on or PIN change through another process within the cache bound)."""
+    async def _attempt(self, ctx: TxnContext, change: bool, pik_lmk: str, offset: str) -> tuple[bool, bool]:
+        """``(right, block_error)``: a PIN block the HSM cannot use is not a wrong PIN (RC 99, not counted)."""
+        try:
+            return await self._verify(ctx, change, pik_lmk, offset), False
+        except PinBlockError:
+            return False, True
+
+    async def _recheck(self, ctx: TxnContext, change: bool, used: tuple[str, str]) -> tuple[bool, bool] | None:
+        """A PIN that failed (wrong, or a block the key cannot decipher), tried again if the terminal's PIK or
+        the card's offset changed since their refs were read (a sign-on or PIN change through another process
+        within the cache bound); ``None`` when nothing changed (the first verdict stands)."""
         term = await self._ledger.terminal(ctx.tid, fresh=True)
         card = await self._ledger.card(ctx.pan, fresh=True)
         if term is None or card is None:
-            return False
-        old_pik, old_offset = ctx.pik_lmk, ctx.card.pin_offset
+            return None
         ctx.card = card
-        if term.pik_lmk:
-            ctx.pik_lmk = term.pik_lmk  # the MAC verdict (same sign-on's MAK) still decides acceptance
-        if (ctx.pik_lmk, card.pin_offset) == (old_pik, old_offset):
-            return False
-        try:
-            return await self._verify(ctx, change, ctx.pik_lmk, card.pin_offset)
-        except PinBlockError:
-            return False  # the first verdict (a wrong PIN) stands
+        pik = term.pik_lmk or used[0]  # the MAC verdict (same sign-on's MAK) still decides acceptance
+        if (pik, card.pin_offset) == used:
+            return None
+        ctx.pik_lmk = pik
+        return await self._attempt(ctx, change, pik, card.pin_offset)
