@@ -52,6 +52,10 @@ class Device:
         self._keys[ck] = key
         return key
 
+    def cached_key(self, key_type: str, text: str) -> bytes | None:
+        """A key :meth:`clear_key` has already decrypted and checked, else ``None`` (no work, no error)."""
+        return self._keys.get((key_type, text))
+
     def key_under_lmk(self, key_type: str, clear: bytes, scheme: str) -> str:
         try:
             return self.lmk.encrypt_key(key_type, clear, scheme)

@@ -81,6 +81,19 @@ class Fields:
             return "X" + self.hex(32, what)
         return self.hex(16, what)
 
+    def __len__(self) -> int:
+        """Bytes not read yet."""
+        return len(self._data) - self._pos
+
+    def skip(self, n: int) -> None:
+        """Consume ``n`` bytes (a fast path that has checked them itself)."""
+        self._pos += n
+
+    def tail(self, n: int) -> bytes:
+        """The last ``n`` bytes, consuming everything (a fast path's trailing field)."""
+        self._pos = len(self._data)
+        return self._data[-n:] if n else b""
+
     def peek(self, n: int = 1) -> bytes:
         return self._data[self._pos : self._pos + n]
 

@@ -7,6 +7,8 @@ Clear PINs live only inside these functions (and on the PIN mailer "printer").
 
 from __future__ import annotations
 
+import re
+
 from hsm_sim import ibm3624, pinblocks
 from hsm_sim.device import Device
 from hsm_sim.errors import (
@@ -18,6 +20,7 @@ from hsm_sim.errors import (
     CommandError,
 )
 from hsm_sim.fields import Fields
+from hsm_sim.lmk import SCHEME_LENGTH
 from switch.crypto.des import decrypt_ecb, encrypt_ecb
 
 TPK_TYPE = "002"
@@ -86,7 +89,45 @@ def ca_translate_tpk_to_zpk(dev: Device, f: Fields) -> bytes:
     return f"{len(pin):02d}{out.hex().upper()}{dst_fmt}".encode("ascii")
 
 
+#: DA/EA after the two keys, as the switch sends it: maximum PIN length 2N, PIN block 16H, format 2N, check
+#: length 2N, account 12N, decimalization table 16N, validation data 12A, offset 12H, nothing after
+_IBM_TAIL = re.compile(
+    rb"([0-9]{2})([0-9A-Fa-f]{16})([0-9]{2})([0-9]{2})([0-9]{12})([0-9]{16})([\x20-\x7e]{12})([0-9A-Fa-f]{12})"
+)
+
+
+def _fast_ibm(
+    dev: Device, f: Fields, key_type: str
+) -> tuple[bytes, bytes, int, str, str, int, str, str, str, str] | None:
+    """The fields of a DA/EA whose keys are already in use and whose tail is the plain layout, read with one
+    match; ``None`` for anything else (the field-by-field reader then decides, with its errors)."""
+    data = f.peek(len(f))
+    lead = data[:1].decode("latin-1")
+    size = SCHEME_LENGTH.get(lead) if lead else None
+    end = 1 + 2 * size if size is not None and lead else 16
+    key = dev.cached_key(key_type, data[:end].decode("latin-1"))
+    lead2 = data[end : end + 1].decode("latin-1")
+    size2 = SCHEME_LENGTH.get(lead2) if lead2 else None
+    end2 = end + (1 + 2 * size2 if size2 is not None and lead2 else 32)
+    pvk_text = data[end:end2].decode("latin-1")
+    pvk = dev.cached_key(PVK_TYPE, pvk_text if size2 is not None and lead2 else "X" + pvk_text)
+    m = _IBM_TAIL.fullmatch(data, end2)
+    if key is None or pvk is None or m is None:
+        return None
+    max_len, check_len = int(m[1]), int(m[4])
+    if not (4 <= max_len <= 12 and 4 <= check_len <= 12):
+        return None
+    f.skip(len(data))
+    g = [x.decode("ascii") for x in m.groups()]
+    return key, pvk, max_len, g[1].upper(), g[2], check_len, g[4], g[5], g[6], g[7].upper()
+
+
 def _verify_ibm(dev: Device, f: Fields, key_type: str) -> bytes:
+    fast = _fast_ibm(dev, f, key_type)
+    if fast is not None:
+        key, pvk, max_len, block, fmt, check_len, account, table, validation, offset_field = fast
+        pinblocks.check_format(fmt)
+        return _ibm_verdict(key, pvk, max_len, block, fmt, check_len, account, table, validation, offset_field)
     key_text = f.key("TPK" if key_type == TPK_TYPE else "ZPK")
     pvk_text = f.key("PVK", pair=True)
     max_len = _pin_length_bound(f, "maximum PIN length")
@@ -99,6 +140,21 @@ def _verify_ibm(dev: Device, f: Fields, key_type: str) -> bytes:
     pinblocks.check_format(fmt)
     key = dev.clear_key(key_type, key_text, SOURCE_KEY_PARITY)
     pvk = dev.clear_key(PVK_TYPE, pvk_text, DESTINATION_KEY_PARITY)
+    return _ibm_verdict(key, pvk, max_len, block, fmt, check_len, account, table, validation, offset_field)
+
+
+def _ibm_verdict(
+    key: bytes,
+    pvk: bytes,
+    max_len: int,
+    block: str,
+    fmt: str,
+    check_len: int,
+    account: str,
+    table: str,
+    validation: str,
+    offset_field: str,
+) -> bytes:
     offset = ibm3624.parse_offset_field(offset_field)
     pin = _decipher(key, block, fmt, account)
     if len(pin) > max_len:
