@@ -11,6 +11,7 @@ route's replies and random values). Errors are the codec's :class:`~switch.iso.c
 from __future__ import annotations
 
 from switch.iso.codec import CodecError, _bitmap_bytes, _encode_field
+from switch.iso.layout import CHECK_DIGITS, CHECK_NONE, FieldLayout
 from switch.iso.message import IsoMessage
 from switch.iso.profiles import WireProfile
 
@@ -22,7 +23,7 @@ _MAX_MEMO = 8192
 class ReplyEncoder:
     """``encode(msg)`` == ``switch.iso.codec.encode_message(msg, profile)`` for one profile."""
 
-    __slots__ = ("_binary_mti", "_bitmap", "_codec", "_memo", "_mti", "_prefix", "_profile", "_table")
+    __slots__ = ("_binary_mti", "_bitmap", "_codec", "_fields", "_memo", "_mti", "_prefix", "_profile", "_table")
 
     def __init__(self, profile: WireProfile) -> None:
         lay = profile.layout
@@ -31,7 +32,17 @@ class ReplyEncoder:
         self._binary_mti = lay.mti_binary
         self._codec = lay.mti_codec
         self._bitmap = (lay.bitmap_binary, lay.bitmap_codec)
-        self._memo: dict[tuple[int, str], bytes] = {}
+        #: field key -> (number, layout, memo of its encodings or None, direct conversion kind)
+        self._fields: dict[str, tuple[int, FieldLayout, dict[str, bytes] | None, int]] = {}
+        self._memo: list[dict[str, bytes]] = []
+        for f in lay.fields:
+            if f is None or f.number < 2:
+                continue
+            memo: dict[str, bytes] | None = None
+            if f.number in _REPEATING:
+                memo = {}
+                self._memo.append(memo)
+            self._fields[f.key] = (f.number, f, memo, _direct_kind(f))
         self._mti: dict[str, bytes] = {}
         self._prefix: dict[tuple[object, object], bytes] = {}
 
@@ -54,19 +65,18 @@ class ReplyEncoder:
                 raise CodecError("t", -1, "MTI must be 4 digits")
             mti = self._mti[m] = bytes.fromhex(m) if self._binary_mti else m.encode(self._codec)
         parts.append(mti)
-        table = self._table
+        known = self._fields
         fields = msg.fields
-        numbers: list[int] = []
+        plan = []
         for k in fields:
-            if not (isinstance(k, str) and k.isascii() and k.isdigit() and k[0] != "0"):
-                raise CodecError("?", -1, "field keys must be data element numbers")
-            number = int(k)
-            if number < 2 or number >= len(table) or table[number] is None:
-                raise CodecError(k, -1, "field not defined in this profile")
-            numbers.append(number)
-        numbers.sort()
+            info = known.get(k) if type(k) is str else None
+            if info is None:
+                self._reject_key(k)
+            plan.append(info)
+        plan.sort(key=_number)
         primary = secondary = 0
-        for number in numbers:
+        for info in plan:
+            number = info[0]  # type: ignore[index]
             if number <= 64:
                 primary |= 1 << (64 - number)
             else:
@@ -74,27 +84,37 @@ class ReplyEncoder:
         if secondary:
             primary |= 1 << 63
         binary, codec = self._bitmap
-        parts.append(_bitmap_bytes(primary, binary, codec))
+        parts.append(primary.to_bytes(8, "big") if binary else _bitmap_bytes(primary, binary, codec))
         if secondary:
             lay = profile.layout
             parts.append(_bitmap_bytes(secondary, lay.secondary_binary, lay.secondary_codec))
-        memo = self._memo
-        for number in numbers:
-            f = table[number]
-            assert f is not None
+        for _n, f, memo, direct in plan:  # type: ignore[misc]
             value = fields[f.key]
-            if number in _REPEATING and type(value) is str:
-                key2 = (number, value)
-                data = memo.get(key2)
+            if memo is not None and type(value) is str:
+                data = memo.get(value)
                 if data is None:
                     data = _encode_field(value, f)
                     if len(memo) >= _MAX_MEMO:
                         memo.clear()
-                    memo[key2] = data
-                parts.append(data)
+                    memo[value] = data
+            elif direct and type(value) is str and len(value) == f.max_len and value.isascii():
+                # fixed-length values that need only a conversion when well-formed; else the codec decides
+                if direct == _BCD and value.isdigit():
+                    data = bytes.fromhex(value)
+                elif direct == _TEXT:
+                    data = value.encode("ascii")
+                else:
+                    data = _encode_field(value, f)
             else:
-                parts.append(_encode_field(value, f))
+                data = _encode_field(value, f)
+            parts.append(data)
         return b"".join(parts)
+
+    def _reject_key(self, k: object) -> None:
+        """The codec's error for a field key this profile cannot encode."""
+        if not (isinstance(k, str) and k.isascii() and k.isdigit() and k[0] != "0"):
+            raise CodecError("?", -1, "field keys must be data element numbers")
+        raise CodecError(k, -1, "field not defined in this profile")
 
     def _encode_prefix(self, msg: IsoMessage) -> bytes:
         out = b""
@@ -107,3 +127,23 @@ class ReplyEncoder:
                 raise CodecError("header", -1, "header required by this profile")
             out += msg.header.encode()
         return out
+
+
+_BCD, _TEXT = 1, 2
+
+
+def _direct_kind(f: FieldLayout) -> int:
+    """Fixed-length fields whose well-formed value encodes by a plain conversion: even-length BCD digits,
+    ASCII text without a content check (the codec would give the same bytes)."""
+    if f.len_type:
+        return 0
+    if f.binary and f.nibbles and f.check == CHECK_DIGITS and f.max_len % 2 == 0:
+        return _BCD
+    if not f.binary and f.check == CHECK_NONE and f.data_codec == "ascii":
+        return _TEXT
+    return 0
+
+
+def _number(info: tuple[int, FieldLayout, dict[str, bytes] | None, int] | None) -> int:
+    assert info is not None
+    return info[0]
