@@ -29,6 +29,6 @@ async def open_backend(
         return "sqlite", sqlite_backend
     from switch.ledger.postgres import PostgresBackend
 
-    pg_backend = PostgresBackend(d.target, pool_size=pool_size)
+    pg_backend = PostgresBackend(d.target, pool_size=pool_size, group_commit_max=group_commit_max)
     await pg_backend.open()
     return "postgres", pg_backend

@@ -91,18 +91,19 @@ class CardRow:
         return (self.daily_amount, self.daily_count) if self.daily_date == bdate else (0, 0)
 
 
-_CARD_SQL = (
+CARD_ROW_SQL = (
     "SELECT c.token, c.status, c.account_id, a.balance, c.daily_date, c.daily_amount, c.daily_count, "
     "c.limit_daily_amount, c.limit_daily_count, c.mobile, c.last4, c.pin_tries "
-    "FROM cards c JOIN accounts a ON a.id = c.account_id WHERE c.token = $1"
+    "FROM cards c JOIN accounts a ON a.id = c.account_id"
 )
-_CARD_SQL_LOCK = _CARD_SQL + " FOR UPDATE"
+CARD_ROW_SQL_BY_TOKEN = CARD_ROW_SQL + " WHERE c.token = $1"
+CARD_ROW_SQL_BY_TOKEN_LOCK = CARD_ROW_SQL_BY_TOKEN + " FOR UPDATE"
 
 
 async def card_row(tx: Tx, token: str, *, lock: bool) -> CardRow | None:
     if not token:
         return None
-    r = await tx.fetchrow(_CARD_SQL_LOCK if lock else _CARD_SQL, token)
+    r = await tx.fetchrow(CARD_ROW_SQL_BY_TOKEN_LOCK if lock else CARD_ROW_SQL_BY_TOKEN, token)
     if r is None:
         return None
     # positional: both drivers' rows index by position, and by name ~3x slower (hot path); INTEGER columns
