@@ -30,7 +30,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from switch.ledger import operations
-from switch.ledger.errors import StoreUnavailable
+from switch.ledger.errors import DuplicateKey, StoreUnavailable
 from switch.ledger.journal import INSERT_JOURNAL, INSERT_JOURNAL_WITH_ID
 from switch.ledger.tx import Row, TxFn
 
@@ -44,15 +44,20 @@ _CARD_DAILY = "UPDATE cards SET daily_date = $1, daily_amount = $2, daily_count 
 _CARD_PIN_RESET = "UPDATE cards SET pin_tries = 0 WHERE token = $1"
 #: plain inserts that nothing in the same batch reads back
 _QUEUED_INSERTS = ("INSERT INTO postings ", "INSERT INTO notices ")
-#: the batch's card rows (locked, token order) with, in the same round trip, ids for its journal rows and the
-#: business day's last closed date under the shared day-close lock (what open_business_date needs)
-_PREFETCH = (
-    operations.CARD_ROW_SQL.replace(" FROM cards c", ", ids.ids, bd.last_closed FROM cards c", 1)
-    + " CROSS JOIN (SELECT array_agg(nextval(pg_get_serial_sequence('journal', 'id'))) AS ids"
-    " FROM generate_series(1, $2::int)) ids"
-    " CROSS JOIN (SELECT last_closed FROM business_day, pg_advisory_xact_lock_shared($3) WHERE id = 1) bd"
-    " WHERE c.token = ANY($1::text[]) ORDER BY c.token FOR UPDATE OF c, a"
+#: what a batch needs besides its card rows, in one round trip: ids for its journal rows, the business day's
+#: last closed date under the shared day-close lock (open_business_date), and which of its idempotency keys
+#: are journaled already (those operations are answered from the journal, not run)
+_SCALARS = (
+    "(SELECT array_agg(nextval(pg_get_serial_sequence('journal', 'id'))) FROM generate_series(1, $2::int)) AS ids, "
+    "(SELECT last_closed FROM business_day, pg_advisory_xact_lock_shared($3) WHERE id = 1) AS last_closed, "
+    "(SELECT array_agg(idem_key) FROM journal WHERE idem_key = ANY($4::text[])) AS journaled"
 )
+#: ... with the batch's card rows, locked in token order (concurrent batches lock in the same order)
+_PREFETCH = (
+    operations.CARD_ROW_SQL.replace(" FROM cards c", f", {_SCALARS} FROM cards c", 1)
+    + " WHERE c.token = ANY($1::text[]) ORDER BY c.token FOR UPDATE OF c, a"
+)
+_SCALARS_ONLY = f"SELECT $1::text[] IS NULL, {_SCALARS}"
 # the card row's columns (operations.card_row reads them by position)
 _BALANCE, _DAILY_DATE, _DAILY_AMOUNT, _DAILY_COUNT, _PIN_TRIES = 3, 4, 5, 6, 11
 
@@ -75,20 +80,21 @@ class PgBatchTx:
         self._queued: dict[str, list[Sequence[Any]]] = {}
         self._ids: deque[int] = deque()
 
-    async def prepare(self, tokens: Iterable[str], journal_rows: int) -> None:
-        """Lock and read the batch's cards (token order), and take ids for its journal rows."""
+    async def prepare(self, tokens: Iterable[str], keys: Sequence[str]) -> set[str]:
+        """Lock and read the batch's cards (token order), take ids for its journal rows; the keys of ``keys``
+        that are journaled already."""
         wanted = sorted({t for t in tokens if t})
-        if wanted:
-            rows = await self._con.fetch(_PREFETCH, wanted, journal_rows, BUSINESS_DAY_LOCK)
-            for r in rows:
-                row = list(r)[:-2]
-                self._cards[row[0]] = row
-                self._accounts[int(row[2])] = row
-            if rows:
-                self._ids.extend(int(i) for i in rows[0][-2])
-                self._tx.known_last_closed(rows[0][-1])
-                return
-        await self._take_ids(journal_rows)
+        args = (wanted, len(keys), BUSINESS_DAY_LOCK, list(keys))
+        rows = await self._con.fetch(_PREFETCH, *args) if wanted else []
+        for r in rows:
+            row = list(r)[:-3]
+            self._cards[row[0]] = row
+            self._accounts[int(row[2])] = row
+        scalars = rows[0][-3:] if rows else tuple((await self._con.fetchrow(_SCALARS_ONLY, *args))[1:])
+        ids, last_closed, journaled = scalars
+        self._ids.extend(int(i) for i in ids or ())
+        self._tx.known_last_closed(last_closed)
+        return set(journaled or ())
 
     async def _take_ids(self, n: int) -> None:
         if n > 0:
@@ -179,7 +185,8 @@ class PgBatchTx:
                 await self._tx.executemany(sql, rows)
 
 
-_Item = tuple[TxFn[Any], "asyncio.Future[Any]", str]
+#: (operation, its future, card token to lock, idempotency key)
+_Item = tuple[TxFn[Any], "asyncio.Future[Any]", str, str]
 Transaction = Callable[[TxFn[Any]], Awaitable[Any]]
 
 
@@ -215,11 +222,11 @@ class PgWriter:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._main(), name="ledger-pg-writer")
 
-    def submit(self, fn: TxFn[T], card_token: str) -> asyncio.Future[T]:
+    def submit(self, fn: TxFn[T], card_token: str, key: str) -> asyncio.Future[T]:
         if self._closing or self._wakeup is None:
             raise StoreUnavailable("PostgreSQL ledger is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, fut, card_token))
+        self._queue.append((fn, fut, card_token, key))
         self._wakeup.set()
         return fut
 
@@ -249,36 +256,45 @@ class PgWriter:
                 self._replay(batch)
 
     async def _run(self, batch: list[_Item]) -> None:
-        results: list[tuple[asyncio.Future[Any], Any]] = []
+        results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         async with self._begin() as (con, tx):
             btx = PgBatchTx(con, self._rrns, tx)
-            await btx.prepare((token for _fn, _fut, token in batch), len(batch))
-            for fn, fut, _token in batch:
-                results.append((fut, await fn(btx)))
+            keys = [key for _fn, _fut, _token, key in batch]
+            journaled = await btx.prepare((token for _fn, _fut, token, _key in batch), keys)
+            for fn, fut, _token, key in batch:
+                if key in journaled:  # a retransmission: answered from the journal by the caller
+                    results.append((fut, False, DuplicateKey("")))
+                    continue
+                if key:
+                    journaled.add(key)  # the same key again in this batch is a retransmission too
+                results.append((fut, True, await fn(btx)))
             await btx.flush()
         # committed: hand out the results
         self.batches += 1
         self.operations += len(batch)
-        for fut, value in results:
-            if not fut.done():  # the caller gave up (cancelled); the effect is committed all the same
+        for fut, ok, value in results:
+            if fut.done():  # the caller gave up (cancelled); the effect is committed all the same
+                continue
+            if ok:
                 fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _replay(self, batch: list[_Item]) -> None:
-        for fn, fut, _token in batch:
+        """Each operation of a failed batch in its own transaction, in the batch's order."""
+        task = asyncio.get_running_loop().create_task(self._one_by_one(batch))
+        self._replays.add(task)
+        task.add_done_callback(self._replays.discard)
+
+    async def _one_by_one(self, batch: list[_Item]) -> None:
+        for fn, fut, _token, _key in batch:
             if fut.done():
                 continue
-            task = asyncio.get_running_loop().create_task(self._one(fn, fut))
-            self._replays.add(task)
-            task.add_done_callback(self._replays.discard)
-
-    async def _one(self, fn: TxFn[Any], fut: asyncio.Future[Any]) -> None:
-        try:
-            value = await self._single(fn)
-        except BaseException as exc:
+            try:
+                value = await self._single(fn)
+            except Exception as exc:
+                if not fut.done():
+                    fut.set_exception(exc)
+                continue
             if not fut.done():
-                fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
-            return
-        if not fut.done():
-            fut.set_result(value)
+                fut.set_result(value)

@@ -172,11 +172,12 @@ class PostgresBackend:
             self.writer = PgWriter(self._batch, self.write, self._rrns, group_commit_max=self._group_commit_max)
             self.writer.start()
 
-    async def write_op(self, fn: TxFn[T], card_token: str = "") -> T:
-        """A POS operation: in the next group commit (locking ``card_token``'s row up front with the others)."""
+    async def write_op(self, fn: TxFn[T], card_token: str = "", key: str = "") -> T:
+        """A POS operation with idempotency key ``key``: in the next group commit (locking ``card_token``'s row
+        up front with the others); :class:`DuplicateKey` if ``key`` is journaled already."""
         if self.writer is None:
             return await self.write(fn)
-        return await self.writer.submit(fn, card_token)
+        return await self.writer.submit(fn, card_token, key)
 
     @contextlib.asynccontextmanager
     async def _batch(self) -> AsyncIterator[tuple[Any, PgTx]]:

@@ -65,14 +65,14 @@ class LedgerStore:
             raise StoreUnavailable("balance store marked unavailable")
         return await self.backend.write(fn)
 
-    async def _write_op(self, fn: TxFn[T], card_token: str) -> T:
+    async def _write_op(self, fn: TxFn[T], card_token: str, key: str) -> T:
         """A POS operation: through the backend's group commit when it has one for them (PostgreSQL)."""
         if self._down:
             raise StoreUnavailable("balance store marked unavailable")
         write_op = getattr(self.backend, "write_op", None)
         if write_op is None:
             return await self.backend.write(fn)
-        value: T = await write_op(fn, card_token)
+        value: T = await write_op(fn, card_token, key)
         return value
 
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
@@ -137,7 +137,9 @@ class LedgerStore:
     async def execute(self, req: Request) -> Outcome:
         """Apply ``req`` once; a second call with the same ``dup_key`` returns the stored outcome, no effect."""
         try:
-            return await self._write_op(lambda tx: operations.execute(tx, self.env, req), req.card_token)
+            return await self._write_op(
+                lambda tx: operations.execute(tx, self.env, req), req.card_token, operations.pos_key(req.dup_key)
+            )
         except StoreUnavailable:
             # PostgreSQL: the connection may have been lost during or just after the COMMIT. Answering 91 for a
             # committed approval would leave money moved that the terminal believes declined: ask the journal.
