@@ -172,6 +172,8 @@ class SqliteWriter:
         self.batch_budget_s = BATCH_BUDGET_S
         self.batches = 0
         self.operations = 0
+        #: result future -> its "durable" future, for operations submitted with :meth:`submit_early`
+        self._durable: dict[asyncio.Future[Any], asyncio.Future[None]] = {}
 
     @property
     def synchronous(self) -> int:
@@ -188,6 +190,25 @@ class SqliteWriter:
         self._queue.append((fn, fut))
         self._wakeup.set()
         return fut
+
+    def submit_early(self, fn: TxFn[T]) -> tuple[asyncio.Future[T], asyncio.Future[None]]:
+        """Like :meth:`submit`, but the result comes as soon as the operation has run in its batch, before the
+        batch's COMMIT; the second future completes once that COMMIT is durable (``StoreUnavailable`` if it
+        failed: then the result never took effect). The caller may prepare its answer meanwhile but must not
+        let it out before the second future is done."""
+        fut = self.submit(fn)
+        durable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._durable[fut] = durable
+        return fut, durable
+
+    def _settle_durable(self, futs: Iterable[asyncio.Future[Any]], err: BaseException | None) -> None:
+        for fut in futs:
+            durable = self._durable.pop(fut, None)
+            if durable is not None and not durable.done():
+                if err is None:
+                    durable.set_result(None)
+                else:
+                    durable.set_exception(err)
 
     async def stop(self) -> None:
         """Finish what is queued, then stop and close the connection."""
@@ -215,6 +236,7 @@ class SqliteWriter:
             except Exception as exc:  # pragma: no cover - a bug in the writer itself: fail the batch, go on
                 err = StoreUnavailable(f"SQLite ledger writer failed ({type(exc).__name__})")
                 _resolve([(fut, False, err) for _fn, fut in batch])
+                self._settle_durable((fut for _fn, fut in batch), err)
 
     async def _begin(self) -> None:
         try:
@@ -241,6 +263,7 @@ class SqliteWriter:
             unavailable = err if isinstance(err, StoreUnavailable) else StoreUnavailable("SQLite ledger: BEGIN failed")
             taken = [self._queue.popleft() for _ in range(min(len(self._queue), self._max))]
             _resolve([(fut, False, unavailable) for _fn, fut in taken])
+            self._settle_durable((fut for _fn, fut in taken), unavailable)
             return
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         try:
@@ -267,6 +290,10 @@ class SqliteWriter:
                 if time.perf_counter() > deadline:
                     break
             tx.flush()
+            if self._durable:
+                # answers may be prepared while the commit runs (submit_early); they are let out on `durable`
+                early = [r for r in results if r[0] in self._durable]
+                _resolve(early)
             t0 = time.perf_counter()
             if self._fsync:
                 await asyncio.get_running_loop().run_in_executor(self._pool, con.execute, "COMMIT")
@@ -281,12 +308,15 @@ class SqliteWriter:
             if not isinstance(err, StoreUnavailable):
                 err = StoreUnavailable(f"SQLite ledger: commit failed ({type(exc).__name__})")
             _resolve([(fut, False, err) for _fn, fut in batch])
+            self._settle_durable((fut for _fn, fut in batch), err)
             return
         self.batches += 1
         self.operations += len(batch)
         if self._on_commit is not None:
             self._on_commit(elapsed, len(batch), [v for _f, ok, v in results if ok])
         _resolve(results)
+        if self._durable:
+            self._settle_durable((fut for _fn, fut in batch), None)
 
 
 def _guarded(
@@ -352,6 +382,11 @@ class SqliteBackend:
     async def write(self, fn: TxFn[T]) -> T:
         assert self.writer is not None, "store not open"
         return await self.writer.submit(fn)
+
+    def write_early(self, fn: TxFn[T]) -> tuple[asyncio.Future[T], asyncio.Future[None]]:
+        """:meth:`SqliteWriter.submit_early`: the result before the commit, and the commit's durability."""
+        assert self.writer is not None, "store not open"
+        return self.writer.submit_early(fn)
 
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
         """Run ``fn`` on the read connection; ``snapshot``: all its statements see one consistent state."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from switch.ledger import inspect, operations
@@ -31,6 +31,11 @@ class Backend(Protocol):
 
     def stream(self, sql: str, args: Sequence[Any], batch_size: int) -> AsyncIterator[list[Row]]: ...
     async def close(self) -> None: ...
+
+
+def _retrieve(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()
 
 
 class LedgerStore:
@@ -153,6 +158,25 @@ class LedgerStore:
             if stored is None:  # pragma: no cover - the key was journaled by a committed transaction
                 raise StoreUnavailable("duplicate key without its journal row") from None
             return stored
+
+    async def execute_early(self, req: Request) -> tuple[Outcome, Awaitable[None] | None]:
+        """:meth:`execute` whose outcome may come before its commit is durable: ``(outcome, durable)``. The
+        caller may build its answer meanwhile but lets it out only once ``durable`` (when not None) is done;
+        if ``durable`` raises (:class:`StoreUnavailable`), the outcome never took effect. Backends without
+        that (PostgreSQL) answer after the commit, with ``durable`` None."""
+        early = getattr(self.backend, "write_early", None)
+        if early is None or self._down:
+            return await self.execute(req), None
+        fut, durable = early(lambda tx: operations.execute(tx, self.env, req))
+        durable.add_done_callback(_retrieve)  # nobody may wait for it (a failed operation, a cancelled caller)
+        try:
+            return await fut, durable
+        except DuplicateKey:
+            key = operations.pos_key(req.dup_key)
+            stored = await self.read(lambda tx: operations.stored_outcome(tx, key))
+            if stored is None:  # pragma: no cover - the key was journaled by a committed transaction
+                raise StoreUnavailable("duplicate key without its journal row") from None
+            return stored, None
 
     async def _committed_outcome(self, key: str) -> Outcome | None:
         """The stored outcome of ``key`` if its transaction committed after all; None if it did not, or if the

@@ -206,6 +206,33 @@ class LedgerAdapter:
             if req.card_token and (req.kind == "pinchange" or req.pin_ok):
                 self.cache.cards.drop(req.card_token)  # offset, status or PIN tries may have changed
 
+    async def execute_early(self, req: Any) -> tuple[Any, Awaitable[None] | None]:
+        """:meth:`execute` with the outcome possibly before its commit is durable (see the store)."""
+        t = _perf()
+        drop = bool(req.card_token) and (req.kind == "pinchange" or req.pin_ok)
+        try:
+            out, durable = await self._store.execute_early(req)
+        except BaseException:
+            self._commit.observe(_perf() - t, op=req.kind)
+            if drop:
+                self.cache.cards.drop(req.card_token)
+            raise
+        if durable is None:
+            self._commit.observe(_perf() - t, op=req.kind)
+            if drop:
+                self.cache.cards.drop(req.card_token)
+            return out, None
+
+        def committed(_f: Any) -> None:
+            self._commit.observe(_perf() - t, op=req.kind)
+            if drop:
+                self.cache.cards.drop(req.card_token)  # again: a read between outcome and commit saw the old row
+
+        if drop:
+            self.cache.cards.drop(req.card_token)
+        durable.add_done_callback(committed)
+        return out, durable
+
     async def signon(self, tid: str, keys: WorkingKeys) -> tuple[str, str]:
         try:
             out: tuple[str, str] = await self._timed("signon", self._store.signon(tid, keys))

@@ -79,6 +79,11 @@ class TxnContext:
     dup_owner: bool = False
     #: set when the ledger has applied this request (an approved commit, or a declined journal row)
     journaled: bool = False
+    #: the ledger's outcome came before its commit was durable: the reply may be built (and MACed) meanwhile,
+    #: but goes out only once this is done (the manager waits for it); it raises if the commit failed
+    durable: Any = None
+    #: the reply fields the ledger's outcome added (taken back if its commit fails)
+    ledger_fields: Any = None
     rrn: str = ""
     #: PIN change: the new PIN's offset from the HSM
     new_pin_offset: str = ""

@@ -98,7 +98,11 @@ class TransactionManager:
             self._fail(ctx, exc)
         out: bytes | None = None
         try:
-            out = await self._build_reply(ctx)
+            try:
+                out = await self._build_reply(ctx)
+            finally:
+                if ctx.durable is not None:  # nothing goes out before the ledger's commit is durable
+                    out = await self._durable(ctx, out)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -190,6 +194,27 @@ class TransactionManager:
         if ctx.rc is None or ctx.rc is RC.APPROVED:
             ctx.rc = None
             ctx.decline(result)
+
+    async def _durable(self, ctx: TxnContext, out: bytes | None) -> bytes | None:
+        """Wait for the commit of the ledger outcome the reply was built from; if it failed, the outcome never
+        took effect: answer 91 instead (a reply built from it is dropped, never written)."""
+        durable, ctx.durable = ctx.durable, None
+        t = _perf()
+        try:
+            await durable
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            for k in ctx.ledger_fields or ():
+                ctx.reply_fields.pop(k, None)
+            ctx.journaled = False
+            ctx.rrn = ctx.auth_code = ""
+            ctx.rc = ctx.result = None
+            self._fail(ctx, exc, "ledger")
+            return await self._build_reply(ctx)
+        finally:
+            ctx.add_time("ledger", _perf() - t)
+        return out
 
     async def _build_reply(self, ctx: TxnContext) -> bytes | None:
         t = _perf()
