@@ -25,10 +25,10 @@ from switch.iso.profiles import PROFILES
 from switch.rc import RC
 from terminal_sim.client import Link
 from terminal_sim.keys import KeysFile, KeysFileError, TerminalKey, TestCard, load_keys
-from terminal_sim.money import parse_amount
+from terminal_sim.money import format_yuan, parse_amount
 from terminal_sim.receipt import format_receipt, rc_text
 from terminal_sim.session import Session, SessionError, describe_no_reply
-from terminal_sim.state import JournalEntry, StateError, StateStore
+from terminal_sim.state import Forward, JournalEntry, StateError, StateStore
 from terminal_sim.terminal import Answer, Card, KeyCheckError, Request, Terminal
 
 DEFAULT_KEYS = Path("config/demo.toml")
@@ -266,16 +266,19 @@ def _builder(args: argparse.Namespace, kind: str, keys: KeysFile) -> Callable[[T
     return refund
 
 
-def _print_step(answer: Answer) -> None:
-    """One line for what the terminal did on its own before the transaction."""
-    kind = answer.request.type.name
+def _print_step(answer: Answer, when: str) -> None:
+    """One line for what the terminal did on its own around the transaction (``when``: first, then)."""
+    req = answer.request
+    kind = req.type.name
+    text = rc_text(answer.rc) if answer.rc and answer.status == "ok" else describe_no_reply(answer)
     if kind == "signon":
         batch = answer.fields.get("60", "")[2:8]
         text = f"{rc_text(answer.rc)}, batch {batch}" if answer.rc else describe_no_reply(answer)
-        print(f"sign-on first: {text}")
+        print(f"sign-on {when}: {text}")
     elif kind == "reversal":
-        text = rc_text(answer.rc) if answer.rc else describe_no_reply(answer)
-        print(f"reversal of trace {answer.request.stan} first: {text}")
+        print(f"reversal of trace {req.stan} {when}: {text}")
+    elif req.type.advice:
+        print(f"{kind} advice of trace {req.stan} {when}: {text}")
 
 
 def _single(args: argparse.Namespace) -> int:
@@ -291,26 +294,26 @@ async def _single_async(args: argparse.Namespace) -> int:
     assert tk.tmk is not None
     make = None if kind in ("signon", "settle") else _builder(args, kind, keys)
     store = StateStore(Path(opt(args, "state", DEFAULT_STATE)))
+    error: SessionError | None = None
     with store.locked(tk.tid):
         state = store.load(tk.tid, tk.mid)
         term = Terminal(state, tk.tmk, profile, swipe=not opt(args, "manual", False))
-        final: list[Answer] = []
-
-        def observe(answer: Answer) -> None:
-            final.append(answer)
-
+        seen: list[Answer] = []
         session = Session(
             term,
             Link(host, port, profile),
             timeout_s=float(opt(args, "timeout", 10.0)),
             save=store.save,
-            observer=observe,
+            observer=seen.append,
         )
         try:
             if kind == "signon":
-                if state.pending is not None:
-                    await session.prepare()
                 answer = await session.signon(args.nmic)
+                if answer.approved and state.queue:  # then what the terminal still owes
+                    try:
+                        await session.forward_queue()
+                    except SessionError as exc:
+                        error = exc
             elif kind == "settle":
                 answer = await session.settle()
             else:
@@ -318,14 +321,37 @@ async def _single_async(args: argparse.Namespace) -> int:
                 answer = await session.run(make)
         except KeyCheckError as exc:
             raise HandledError(str(exc)) from None
+        except SessionError:
+            for rec in session.given_up:
+                _print_given_up(rec)
+            raise
         finally:
             await session.close()
-    for step in final[:-1]:
-        _print_step(step)
+        owed = answer.request.stored
+        kept = owed is not None and any(r is owed for r in state.queue)
+    main_at = next(i for i, a in enumerate(seen) if a.request is answer.request)
+    for i, step in enumerate(seen):
+        if step is answer:
+            continue
+        if step.request is answer.request:
+            _print_step(step, "(sent again)")
+        else:
+            _print_step(step, "first" if i < main_at else "then")
+    for rec in session.given_up:
+        _print_given_up(rec)
     outcome = "" if answer.status == "ok" else describe_no_reply(answer)
     print(format_receipt(answer, merchant_name=keys.merchant_name(tk.mid), outcome=outcome))
+    if kept:
+        assert owed is not None
+        print(f"note: {owed.describe()} kept in the terminal's queue: sent again before its next request or settlement")
     if answer.status != "ok":
         print(f"terminal-sim: {kind}: {outcome}", file=sys.stderr)
+        return 1
+    if kept:
+        print(f"terminal-sim: {kind}: {rc_text(answer.rc)}: advice kept, sent again later", file=sys.stderr)
+        return 1
+    if error is not None:
+        print(f"terminal-sim: {error}", file=sys.stderr)
         return 1
     expect = opt(args, "expect")
     if expect and answer.rc != expect:
@@ -334,6 +360,15 @@ async def _single_async(args: argparse.Namespace) -> int:
     if kind == "pinchange" and answer.rc == RC.APPROVED:
         print("note: the keys file still holds the old PIN; pass --pin with the new one from now on")
     return 0
+
+
+def _print_given_up(rec: Forward) -> None:
+    amount = f" RMB {format_yuan(rec.amount)}" if rec.amount else ""
+    card = f" {rec.masked_pan}" if rec.masked_pan else ""
+    print(
+        f"given up: {rec.describe()}{card}{amount} after {rec.attempts} sends (last answer: {rec.last or 'none'});"
+        " it is not in the batch totals: reconcile it by hand"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ main

@@ -285,6 +285,7 @@ class LoadTerminal:
             self.stats.settled(answer)
 
     async def close(self) -> None:
+        self.stats.terminal_done(self.terminal.state)  # its store-and-forward queue: given up, still owed
         self.stats.connects += self.link.connects
         self.link.drop()
         self.stats.unmatched_replies += self.link.unmatched

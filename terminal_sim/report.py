@@ -4,7 +4,8 @@
 :class:`LoadStats` is filled by one process's terminals (``observe`` sees every answer), merged across
 processes (``to_wire`` / ``from_wire``, histograms travel HDR-encoded), and rendered as text or as the JSON
 report. Latencies are recorded in microseconds (1 µs .. 60 s, 3 significant digits), for the requests of
-the mix only; sign-ons, reversals and settlements are counted apart.
+the mix only; sign-ons, reversals, advices sent again from the store-and-forward queue and settlements are
+counted apart (with what the queue gave up or still held at the end).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from switch.rc import RC
+from terminal_sim.state import TerminalState
 from terminal_sim.terminal import Answer
 
 #: message types that are the terminal's own business, not the load's mix
@@ -25,6 +27,14 @@ _LOWEST_US, _HIGHEST_US, _DIGITS = 1, 60_000_000, 3
 #: share of a core per generator process above which the generator may be the bottleneck
 SATURATED = 0.8
 PERCENTILES = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
+
+
+#: the integer and float counters, summed across processes (but ``elapsed_s``: the longest; ``procs`` adds 1 each)
+_SCALARS = (
+    "timeouts", "not_sent", "bad_mac", "errors", "signons_ok", "signons_failed", "settled_balanced",
+    "settled_not_balanced", "settle_failed", "unmatched_replies", "connects", "forward_given_up", "forward_owed",
+    "elapsed_s", "cpu_s", "procs",
+)  # fmt: skip
 
 
 def new_histogram() -> HdrHistogram:
@@ -43,6 +53,11 @@ class LoadStats:
     bad_mac: int = 0
     errors: int = 0
     reversals: Counter[str] = field(default_factory=Counter)
+    #: advices sent again from the store-and-forward queue, by answer (RC, or timeout / bad_mac / not_sent)
+    advices_resent: Counter[str] = field(default_factory=Counter)
+    #: queued reversals and advices given up at the retry bound, and still queued when the terminals stopped
+    forward_given_up: int = 0
+    forward_owed: int = 0
     signons_ok: int = 0
     signons_failed: int = 0
     settled_balanced: int = 0
@@ -68,6 +83,9 @@ class LoadStats:
             return
         if kind == "reversal":
             self.reversals[a.rc or a.status] += 1
+            return
+        if a.request.resent:  # the terminal's own business: its queue, not the load's mix
+            self.advices_resent[a.rc if a.status == "ok" else a.status] += 1
             return
         if kind == "settle":  # counted once per batch by settled(), retransmissions included
             return
@@ -99,6 +117,11 @@ class LoadStats:
         else:
             self.settled_not_balanced += 1
 
+    def terminal_done(self, state: TerminalState) -> None:
+        """Account what one terminal's store-and-forward queue gave up and still held when it stopped."""
+        self.forward_given_up += len(state.given_up)
+        self.forward_owed += len(state.queue)
+
     @property
     def answered(self) -> int:
         return int(self.latency.get_total_count())
@@ -126,12 +149,8 @@ class LoadStats:
             "rc_by_type": {k: dict(v) for k, v in self.rc_by_type.items()},
             "sent": dict(self.sent),
             "reversals": dict(self.reversals),
-            **{
-                k: getattr(self, k)
-                for k in ("timeouts", "not_sent", "bad_mac", "errors", "signons_ok", "signons_failed",
-                          "settled_balanced", "settled_not_balanced", "settle_failed", "unmatched_replies",
-                          "connects", "elapsed_s", "cpu_s", "procs")
-            },
+            "advices_resent": dict(self.advices_resent),
+            **{k: getattr(self, k) for k in _SCALARS},
         }  # fmt: skip
 
     @classmethod
@@ -148,10 +167,9 @@ class LoadStats:
             rc_by_type={k: Counter(v) for k, v in d["rc_by_type"].items()},
             sent=Counter(d["sent"]),
             reversals=Counter(d["reversals"]),
+            advices_resent=Counter(d["advices_resent"]),
         )
-        for k in ("timeouts", "not_sent", "bad_mac", "errors", "signons_ok", "signons_failed", "settled_balanced",
-                  "settled_not_balanced", "settle_failed", "unmatched_replies", "connects", "elapsed_s", "cpu_s",
-                  "procs"):  # fmt: skip
+        for k in _SCALARS:
             setattr(st, k, d[k])
         return st
 
@@ -167,9 +185,10 @@ class LoadStats:
         self.rc.update(o.rc)
         self.sent.update(o.sent)
         self.reversals.update(o.reversals)
-        for k in ("timeouts", "not_sent", "bad_mac", "errors", "signons_ok", "signons_failed", "settled_balanced",
-                  "settled_not_balanced", "settle_failed", "unmatched_replies", "connects", "cpu_s"):  # fmt: skip
-            setattr(self, k, getattr(self, k) + getattr(o, k))
+        self.advices_resent.update(o.advices_resent)
+        for k in _SCALARS:
+            if k not in ("elapsed_s", "procs"):
+                setattr(self, k, getattr(self, k) + getattr(o, k))
         self.elapsed_s = max(self.elapsed_s, o.elapsed_s)
         self.procs += o.procs
 
@@ -215,6 +234,12 @@ class LoadStats:
             "bad_reply_mac": self.bad_mac,
             "errors": self.errors,
             "reversals": {"sent": sum(self.reversals.values()), "rc": dict(sorted(self.reversals.items()))},
+            "store_and_forward": {
+                "advices_resent": sum(self.advices_resent.values()),
+                "advices_resent_rc": dict(sorted(self.advices_resent.items())),
+                "given_up": self.forward_given_up,
+                "owed_at_end": self.forward_owed,
+            },
             "signons": {"ok": self.signons_ok, "failed": self.signons_failed},
             "settlement": {
                 "terminals": self.settled_balanced + self.settled_not_balanced + self.settle_failed,
@@ -258,6 +283,12 @@ def render_text(rep: dict[str, Any]) -> str:
         f"  timeouts   {rep['timeouts']}   not sent {rep['not_sent']}   bad reply MAC {rep['bad_reply_mac']}"
         f"   errors {rep['errors']}   reversals {rev['sent']}" + (f" ({rev_rc})" if rev_rc else "")
     )
+    q = rep["store_and_forward"]
+    q_rc = " ".join(f"{k}:{v}" for k, v in q["advices_resent_rc"].items())
+    lines.append(
+        f"  queue      advices sent again {q['advices_resent']}" + (f" ({q_rc})" if q_rc else "")
+        + f"   given up {q['given_up']}   still owed at the end {q['owed_at_end']}"
+    )  # fmt: skip
     s = rep["settlement"]
     lines.append(
         f"  settlement {s['balanced']} of {s['terminals']} batches balanced, {s['not_balanced']} not balanced,"

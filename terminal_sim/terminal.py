@@ -3,17 +3,38 @@
 The :class:`Terminal` builds each request (next STAN, the open batch, PIN blocks under the PIK, MAC under the
 MAK), and interprets each reply: reply MAC verified under the MAK, working keys recovered from the sign-on
 reply's field 62 with the TMK and checked against their KCVs, the batch journal and settlement totals kept,
-and the reversal it owes tracked exactly as a UnionPay terminal does: recorded *before* a purchase, void or
-top-up is sent, cleared by a properly MACed answer, kept (reason ``98``) when no answer comes, set to
-``A0`` when an approval arrives with a bad or missing MAC. The terminal sends the reversal before its next
-request (:class:`~terminal_sim.session.Session` does the I/O).
+and the store-and-forward queue kept exactly as a UnionPay terminal keeps it:
+
+- a reversal record is queued *before* a purchase, void or top-up is sent, cleared by a properly MACed
+  answer, kept (reason ``98``) when no answer comes, set to ``A0`` when an approval arrives with a bad or
+  missing MAC;
+- a refund advice (0220) is queued *before* it is sent and stays queued until a **definitive** answer: a
+  reply whose MAC verifies under our MAK and whose RC is not a "try again" (``96``, ``91``, ``A0``, ``98``).
+  No reply, an approval with a bad or missing MAC, a ``96`` or ``91`` (the switch's ``96`` after an HSM
+  failure carries no MAC at all) leave it queued, to be sent again with the same STAN and content (the MAC
+  under the MAK of the day: the switch's duplicate check ignores field 64 and answers a retransmission
+  from its record, so the card is credited once). Only a definitive approval counts in the batch totals.
+
+The queued records are sent again, oldest first, before the next request and before settlement
+(:class:`~terminal_sim.session.Session` does the I/O and applies the retry bound). An advice's card fields
+(2, 14, 35) are kept sealed with AES-GCM under a key derived from the TMK (HKDF-SHA256), so the state file
+never holds a PAN in clear; in memory the record keeps the request object itself.
 
 All state lives in :class:`~terminal_sim.state.TerminalState` so it can be saved between commands.
 """
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import time
 from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from switch.crypto.des import decrypt_ecb, encrypt_ecb, kcv
 from switch.crypto.mac import mac_unionpay_ecb
@@ -28,7 +49,7 @@ from switch.rc import RC
 from switch.telemetry.masking import mask_pan
 from terminal_sim import messages as m
 from terminal_sim.fastwire import EcbMac, FieldCache
-from terminal_sim.state import JournalEntry, PendingReversal, TerminalState, WorkingKeys
+from terminal_sim.state import Forward, JournalEntry, TerminalState, WorkingKeys
 
 #: the TPDU our terminals send (destination 0003, source 0000) and the header (software 31, sub-version 310000)
 DEFAULT_TPDU = Tpdu("0003", "0000")
@@ -37,12 +58,21 @@ _ZERO_MAC = "0" * 16
 _ZERO8 = bytes(8)
 #: field 48 counts are 3 digits: a terminal whose batch holds this many debits or credits must settle first
 MAX_BATCH_COUNT = 999
-#: answers to a reversal that mean "try again later" rather than "done"
-REVERSAL_RETRY_RCS = frozenset({RC.MAC_ERROR, RC.SYSTEM_MALFUNCTION, RC.ISSUER_UNAVAILABLE, RC.NO_REPLY})
+#: answers to a reversal or an advice that mean "try again later" rather than "done"
+RETRY_RCS = frozenset({RC.MAC_ERROR, RC.SYSTEM_MALFUNCTION, RC.ISSUER_UNAVAILABLE, RC.NO_REPLY})
+REVERSAL_RETRY_RCS = RETRY_RCS
+#: an advice's fields that are card data: kept sealed in the queue, never in clear in the state file
+SEALED_FIELDS = ("2", "14", "35", "36", "52")
+_SEAL_INFO = b"terminal-sim store-and-forward v1 "
+_NONCE = 12
 
 
 class KeyCheckError(ValueError):
     """Field 62 of a sign-on reply did not yield keys whose KCVs match (the text names the key only)."""
+
+
+class ForwardError(ValueError):
+    """A queued advice cannot be rebuilt (its sealed card data does not open under this TMK)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +100,14 @@ class Request:
     original: JournalEntry | None = None
     #: settlement: the totals the terminal sent
     totals: SettlementTotals | None = None
-    #: reversal: the pending record it clears
-    reversal_of: PendingReversal | None = None
+    #: reversal: the queued record it clears
+    reversal_of: Forward | None = None
     #: the same bytes sent again (a duplicate): its answer changes nothing the first one did not
     retransmission: bool = False
+    #: advice: its store-and-forward record (queued before it is sent, until a definitive answer)
+    stored: Forward | None = None
+    #: a queued advice sent again by the terminal (not a new request of the mix)
+    resent: bool = False
 
     @property
     def stan(self) -> str:
@@ -100,6 +134,8 @@ class Answer:
     detail: str = ""
     #: reply MAC verified under our MAK (``None`` when the reply carries none)
     mac_ok: bool | None = None
+    #: a reply that ends a reversal or an advice: MAC verified, RC not a "try again" (:data:`RETRY_RCS`)
+    definitive: bool = False
 
     @property
     def kind(self) -> str:
@@ -146,6 +182,12 @@ class Answer:
             return parse_settlement48(f48)
         except FieldFormatError:
             return None
+
+
+def _count_attempt(rec: Forward) -> None:
+    rec.attempts += 1
+    if not rec.first_sent:
+        rec.first_sent = time.time()
 
 
 def recover_keys(f62_hex: str, tmk: bytes) -> WorkingKeys:
@@ -195,6 +237,7 @@ class Terminal:
         #: shared between the terminals of a load run (same profile, TPDU and header)
         self._wire = wire if wire is not None else FieldCache(profile, self.tpdu, self.header)
         self._mac: tuple[bytes, EcbMac] | None = None
+        self._aead: AESGCM | None = None
         #: False only against a bare echo server (benchmark baseline), which cannot MAC its replies
         self.verify_replies = verify_replies
 
@@ -316,29 +359,99 @@ class Terminal:
         return self._request(m.TYPES["settle"], f, totals=totals)
 
     def reversal(self) -> Request | None:
-        """The reversal the terminal owes (same STAN as the original), or ``None``."""
+        """The oldest reversal the terminal owes (same STAN as the original), or ``None``."""
         p = self.state.pending
-        if p is None:
-            return None
-        t = m.TYPES["reversal"]
-        f = m.reversal(p.fields, p.reason)
-        return self._request(t, f, amount=p.amount, reversal_of=p)
+        return None if p is None else self.forward(p)
+
+    def forward(self, rec: Forward) -> Request:
+        """The request that sends queued ``rec`` again: its reversal (0400, the original's STAN), or the advice
+        itself (same STAN and fields; MAC under the current MAK). :class:`ForwardError` when an advice's sealed
+        card data cannot be opened."""
+        if not rec.is_advice:
+            t = m.TYPES["reversal"]
+            return self._request(t, m.reversal(rec.fields, rec.reason), amount=rec.amount, reversal_of=rec)
+        req = rec.request
+        if req is None:  # after a restart: rebuilt from the state file
+            card, card_fields = self._unseal(rec)
+            fields = {**rec.fields, **card_fields}
+            orig = self.state.find(rrn=fields.get("37", "")) if fields.get("37") else None
+            original = orig if orig is not None and orig.kind == "purchase" else None
+            req = Request(m.TYPES[rec.kind], fields, b"", rec.amount, card, original, stored=rec)
+            rec.request = req
+        req.body = self.encode(req.type, req.fields)
+        req.resent = True
+        return req
+
+    # -- sealing an advice's card data ----------------------------------------------------------------
+    def _sealer(self) -> AESGCM:
+        if self._aead is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO + self.tid.encode())
+            self._aead = AESGCM(hkdf.derive(self._tmk))
+        return self._aead
+
+    def _aad(self, rec: Forward) -> bytes:
+        return f"{self.tid}|{rec.kind}|{rec.batch}|{rec.stan}".encode()
+
+    def _seal(self, rec: Forward, card: Card | None, card_fields: dict[str, str]) -> str:
+        pan = card.pan if card else card_fields.get("2", "")
+        expiry = card.expiry if card else ""
+        plain = json.dumps({"pan": pan, "expiry": expiry, "fields": card_fields}).encode()
+        nonce = os.urandom(_NONCE)
+        return base64.urlsafe_b64encode(nonce + self._sealer().encrypt(nonce, plain, self._aad(rec))).decode()
+
+    def _unseal(self, rec: Forward) -> tuple[Card, dict[str, str]]:
+        try:
+            raw = base64.urlsafe_b64decode(rec.sealed.encode())
+            plain = self._sealer().decrypt(raw[:_NONCE], raw[_NONCE:], self._aad(rec))
+            d = json.loads(plain)
+            return Card(str(d["pan"]), str(d["expiry"])), {str(k): str(v) for k, v in d["fields"].items()}
+        except (InvalidTag, ValueError, KeyError, TypeError, AttributeError):
+            raise ForwardError(f"the card data of {rec.describe()} cannot be opened with this TMK") from None
+
+    def _advice_record(self, req: Request) -> Forward:
+        f = req.fields
+        kept = {k: v for k, v in f.items() if k not in SEALED_FIELDS and k != "64"}
+        card = req.card
+        rec = Forward(req.type.name, kept, reason="", masked_pan=mask_pan(card.pan) if card else "")
+        rec.sealed = self._seal(rec, card, {k: f[k] for k in SEALED_FIELDS if k in f})
+        return rec
 
     # -- before sending / after the reply ------------------------------------------------------------
     def before_send(self, req: Request) -> None:
-        """Record the reversal a purchase, void or top-up will owe unless properly answered."""
-        if req.type.reversible:
+        """Queue what the request will owe unless definitively answered: the reversal of a purchase, void or
+        top-up; the advice itself. Count the attempt of a record sent again."""
+        t = req.type
+        if t.reversible:
             f = req.fields
             kept = {k: f[k] for k in (*m.REVERSAL_FIELDS, "41", "42") if k in f}
-            self.state.pending = PendingReversal(req.type.name, kept, "98")
+            self.state.enqueue(Forward(t.name, kept, "98"))
+        elif t.advice:
+            rec = req.stored
+            if rec is None or all(r is not rec for r in self.state.queue):
+                rec = self.state.owed(t.name, req.stan, req.fields.get("60", "")[2:8])
+            if rec is None:
+                rec = self.state.enqueue(self._advice_record(req))
+            req.stored = rec
+            rec.request = req
+            _count_attempt(rec)
         elif req.reversal_of is not None:
-            req.reversal_of.attempts += 1
+            _count_attempt(req.reversal_of)
 
     def on_no_reply(self, req: Request, sent: bool, reason: str) -> Answer:
-        """No reply: the pending reversal stays (reason 98); if nothing was sent, nothing is owed."""
-        pending = self.state.pending
-        if not sent and req.type.reversible and pending is not None and pending.stan == req.stan:
-            self.state.pending = None
+        """No reply: what is queued stays queued (a reversal with reason 98); if nothing left the terminal, the
+        attempt does not count, and a request that never left owes nothing."""
+        rec = req.stored if req.type.advice else req.reversal_of
+        if not sent:
+            if req.type.reversible:
+                pending = self.state.owed(req.type.name, req.stan, req.fields.get("60", "")[2:8])
+                if pending is not None:
+                    self.state.forget(pending)
+            elif rec is not None:
+                rec.attempts -= 1
+                if rec.attempts <= 0 and rec.is_advice:
+                    self.state.forget(rec)
+        elif rec is not None:
+            rec.last = "no reply"
         return Answer(req, "timeout" if sent else "not_sent", detail=reason)
 
     def on_reply(self, req: Request, msg: IsoMessage, latency_s: float = 0.0) -> Answer:
@@ -357,12 +470,20 @@ class Terminal:
                     status = "bad_mac"
         elif req.type.mac and rc == RC.APPROVED:
             status, detail = "bad_mac", "approval without a MAC"
-        answer = Answer(req, status, msg, latency_s, detail, mac_ok)
+        trusted = mac_ok is True or not self.verify_replies or not req.type.mac
+        definitive = status == "ok" and rc not in RETRY_RCS and trusted
+        answer = Answer(req, status, msg, latency_s, detail, mac_ok, definitive)
+        rec = req.stored if req.type.advice else req.reversal_of
+        if rec is not None:
+            rec.last = "bad MAC" if status == "bad_mac" else rc if trusted else f"{rc} (MAC not verified)"
         # "MAC error, sign on again": the header says so on cup; an A0 says so on any profile
         if answer.sign_on_required or rc == RC.MAC_ERROR:
             self.state.needs_signon = True
         if req.retransmission:
-            if status == "ok":
+            if req.type.advice:
+                if definitive and req.stored is not None:
+                    self.state.forget(req.stored)
+            elif status == "ok":
                 self._clear_pending(req)
             return answer
         handler = getattr(self, f"_after_{req.type.name}", None)
@@ -371,16 +492,19 @@ class Terminal:
         return answer
 
     # per-type effects of an answer
+    def _owed_reversal(self, req: Request) -> Forward | None:
+        return self.state.owed(req.type.name, req.stan, req.fields.get("60", "")[2:8])
+
     def _clear_pending(self, req: Request) -> None:
-        p = self.state.pending
-        if p is not None and p.stan == req.stan and p.kind == req.type.name:
-            self.state.pending = None
+        p = self._owed_reversal(req)
+        if p is not None:
+            self.state.forget(p)
 
     def _settle_reversible(self, a: Answer) -> bool:
         """Common part of purchase/void/top-up: True when the approval is accepted."""
         if a.status == "bad_mac":
-            p = self.state.pending
-            if p is not None and p.stan == a.request.stan:
+            p = self._owed_reversal(a.request)
+            if p is not None:
                 p.reason = RC.MAC_ERROR.value
             return False
         self._clear_pending(a.request)
@@ -392,7 +516,7 @@ class Terminal:
         entry = JournalEntry(
             kind=req.type.name,
             stan=req.stan,
-            batch=self.state.batch,
+            batch=req.fields.get("60", "")[2:8] or self.state.batch,
             amount=req.amount,
             rrn=f.get("37", ""),
             auth=f.get("38", ""),
@@ -444,20 +568,30 @@ class Terminal:
             t.credit_count += 1
 
     def _after_refund(self, a: Answer) -> None:
-        if a.approved:
-            self._journal(a)
+        """An advice counts once, on its definitive approval; anything not definitive leaves it queued."""
+        if not a.definitive:
+            return
+        req = a.request
+        if req.stored is not None:
+            self.state.forget(req.stored)
+        if a.rc != RC.APPROVED:
+            return
+        entry = self._journal(a)
+        # an advice of a batch left behind (the terminal signed on again meanwhile) counts in that batch,
+        # which the switch keeps; this terminal's totals are the open batch's
+        if entry.batch == self.state.batch:
             t = self.state.totals
-            t.credit_amount += a.request.amount
+            t.credit_amount += req.amount
             t.credit_count += 1
-            if a.request.original is not None:
-                a.request.original.refunded += a.request.amount
+        if req.original is not None:
+            req.original.refunded += req.amount
 
     def _after_reversal(self, a: Answer) -> None:
         p = a.request.reversal_of
-        if p is None or self.state.pending is not p:
+        if p is None or all(r is not p for r in self.state.queue):
             return
-        if a.status == "ok" and a.rc not in REVERSAL_RETRY_RCS:
-            self.state.pending = None
+        if a.definitive:
+            self.state.forget(p)
 
     def _after_settle(self, a: Answer) -> None:
         if a.rc == RC.APPROVED:

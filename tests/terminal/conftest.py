@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from switch.iso.codec import CodecError, decode_message
+from switch.iso.profiles import CUP
 from terminal_sim.cli import main
 from tests.e2e.conftest import loop_errors, stack  # noqa: F401  (fixtures re-exported for this package)
 from tests.support.secrets import find_secrets
@@ -76,13 +78,16 @@ def sim(stack: Stack, capsys: pytest.CaptureFixture[str], keys_file: Path, tmp_p
 
 class LossyProxy:
     """A TCP proxy in front of the switch. ``drop_replies`` / ``corrupt_replies`` name how many of the next
-    replies to lose or to damage (last byte of the MAC flipped), ``drop_every`` loses one reply in N;
-    ``blackhole`` answers nothing at all."""
+    replies to lose or to damage (last byte of the MAC flipped; only replies with MTI ``corrupt_mti`` when it
+    is set), ``drop_every`` loses one reply in N; ``blackhole`` answers nothing at all."""
 
     def __init__(self, port: int) -> None:
         self.target = port
         self.drop_replies = 0
         self.corrupt_replies = 0
+        self.corrupt_mti = ""
+        #: replies damaged so far
+        self.corrupted = 0
         #: lose one reply in this many (0: never), for as long as the proxy runs
         self.drop_every = 0
         self.replies = 0
@@ -108,30 +113,42 @@ class LossyProxy:
         ur, uw = await asyncio.open_connection("127.0.0.1", self.target)
 
         async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, replies: bool) -> None:
-            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-                while True:
-                    head = await src.readexactly(2)
-                    body = await src.readexactly(int.from_bytes(head, "big"))
-                    if replies:
-                        self.replies += 1
-                    if replies and self.drop_every and self.replies % self.drop_every == 0:
-                        continue
-                    if replies and self.drop_replies:
-                        self.drop_replies -= 1
-                        continue
-                    if replies and self.corrupt_replies:
-                        self.corrupt_replies -= 1
-                        body = body[:-1] + bytes([body[-1] ^ 0x01])
-                    dst.write(head + body)
-                    await dst.drain()
-            dst.close()
+            try:
+                with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                    while True:
+                        head = await src.readexactly(2)
+                        body = await src.readexactly(int.from_bytes(head, "big"))
+                        if replies:
+                            self.replies += 1
+                        if replies and self.drop_every and self.replies % self.drop_every == 0:
+                            continue
+                        if replies and self.drop_replies:
+                            self.drop_replies -= 1
+                            continue
+                        if replies and self.corrupt_replies and self._mti_matches(body):
+                            self.corrupt_replies -= 1
+                            self.corrupted += 1
+                            body = body[:-1] + bytes([body[-1] ^ 0x01])
+                        dst.write(head + body)
+                        await dst.drain()
+            finally:  # also when stop() cancels the pump
+                dst.close()
 
         t1 = asyncio.create_task(pump(r, uw, False))
         t2 = asyncio.create_task(pump(ur, w, True))
         for t in (t1, t2):
             self.tasks.add(t)
             t.add_done_callback(self.tasks.discard)
-        await asyncio.gather(t1, t2)
+        # stop() may cancel the pumps while a client is still connected: that ends this client quietly
+        await asyncio.gather(t1, t2, return_exceptions=True)
+
+    def _mti_matches(self, body: bytes) -> bool:
+        if not self.corrupt_mti:
+            return True
+        try:
+            return decode_message(body, CUP).mti == self.corrupt_mti
+        except CodecError:
+            return False
 
     async def stop(self) -> None:
         if self.server is not None:

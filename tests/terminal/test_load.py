@@ -16,7 +16,7 @@ from switch.iso.profiles import CUP
 from terminal_sim.fastwire import EcbMac, FieldCache, xor_fold
 from terminal_sim.keys import load_keys
 from terminal_sim.load import LoadError, parse_mix, plan_terminals
-from terminal_sim.report import LoadStats
+from terminal_sim.report import LoadStats, render_text
 from terminal_sim.terminal import DEFAULT_HEADER, DEFAULT_TPDU
 from tests.support.stack import Stack
 from tests.terminal.conftest import LossyProxy, Sim
@@ -81,6 +81,25 @@ async def test_lost_replies_are_reversed_and_batches_still_balance(
     # the terminals' totals (reversed requests left out) equal the switch's for every batch
     s = rep["settlement"]
     assert s["failed"] == 0 and s["not_balanced"] == 0 and s["balanced"] >= 3, s
+
+
+async def test_refund_advices_approved_with_a_bad_mac_are_resent_and_batches_balance(
+    stack: Stack, sim: Sim, tmp_path: Path, proxy: LossyProxy
+) -> None:
+    # the switch records these refunds, but their approvals reach the terminals damaged: a terminal that did not
+    # send them again (same STAN: the switch answers from its record) would settle without them, unbalanced
+    proxy.corrupt_mti, proxy.corrupt_replies = "0230", 5
+    rep = await load(sim, tmp_path, "--terminals", "2", "--duration", "1.5", "--mix", "purchase=1,refund=1",
+                     port=proxy.port)  # fmt: skip
+    assert proxy.corrupted == 5
+    q = rep["store_and_forward"]
+    # each damaged approval is followed by one more send of its advice
+    assert isinstance(q, dict) and q["advices_resent"] >= 5 and q["given_up"] == 0 and q["owed_at_end"] == 0, q
+    assert q["advices_resent_rc"].get("00", 0) >= 1
+    assert rep["bad_reply_mac"] >= 1 and rep["errors"] == 0  # type: ignore[operator]
+    s = rep["settlement"]
+    assert isinstance(s, dict) and s["failed"] == 0 and s["not_balanced"] == 0 and s["balanced"] >= 2, s
+    assert f"queue      advices sent again {q['advices_resent']} (" in render_text(rep)
 
 
 async def test_short_connections(stack: Stack, sim: Sim, tmp_path: Path) -> None:

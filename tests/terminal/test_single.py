@@ -33,7 +33,7 @@ async def test_state_file_is_owner_only_and_holds_keys_batch_stan_but_no_card_da
     text = path.read_text()
     assert CARD.pan not in text and CARD.pin not in text
     st = sim.state_of(POS_TID)
-    assert st["stan"] == 2 and st["pending_reversal"] is None
+    assert st["stan"] == 2 and st["queue"] == [] and st["version"] == 2
     assert isinstance(st["keys"], dict) and len(str(st["keys"]["mak"])) == 16
     assert st["totals"] == {"debit_amount": 1500, "debit_count": 1, "credit_amount": 0, "credit_count": 0}
     # the next command goes on from the saved state: next STAN, same batch, no new sign-on
@@ -110,15 +110,17 @@ async def test_lost_reply_leaves_a_reversal_that_goes_first_next_time(
     assert r.code == 1 and "no reply" in r.err and "reversal pending" in r.err
     assert await stack.balance(CARD.pan) == CARD.balance - 4000  # the switch did debit it
     st = sim.state_of(POS_TID)
-    pending = st["pending_reversal"]
-    assert isinstance(pending, dict) and pending["reason"] == "98" and pending["fields"]["4"] == "000000004000"
+    queue = st["queue"]
+    assert isinstance(queue, list) and len(queue) == 1
+    pending = queue[0]
+    assert pending["kind"] == "purchase" and pending["reason"] == "98" and pending["fields"]["4"] == "000000004000"
     assert CARD.pan not in (sim.state / f"{POS_TID}.json").read_text()
     n = await sim("balance", "--pan", CARD.pan)
     assert n.code == 0
     assert "reversal of trace 000002 first: 00" in n.out
     assert await stack.balance(CARD.pan) == CARD.balance
     assert field_of(n.out, "BALANCE") == f"RMB {CARD.balance / 100:.2f}"
-    assert sim.state_of(POS_TID)["pending_reversal"] is None
+    assert sim.state_of(POS_TID)["queue"] == []
 
 
 async def test_approval_with_a_bad_reply_mac_is_not_accepted_and_is_reversed(
@@ -128,8 +130,8 @@ async def test_approval_with_a_bad_reply_mac_is_not_accepted_and_is_reversed(
     proxy.corrupt_replies = 1
     r = await sim("purchase", "--pan", CARD.pan, "--amount", "2500", port=proxy.port)
     assert r.code == 1 and "MAC" in r.err
-    pending = sim.state_of(POS_TID)["pending_reversal"]
-    assert isinstance(pending, dict) and pending["reason"] == "A0"
+    queue = sim.state_of(POS_TID)["queue"]
+    assert isinstance(queue, list) and [(q["kind"], q["reason"]) for q in queue] == [("purchase", "A0")]
     assert sim.state_of(POS_TID)["totals"] == {
         "debit_amount": 0,
         "debit_count": 0,
@@ -148,7 +150,7 @@ async def test_switch_unreachable_is_one_line_exit_1_and_nothing_owed(sim: Sim, 
     await proxy.stop()
     r = await sim("purchase", "--pan", CARD.pan, "--amount", "100", port=port)
     assert r.code == 1 and len(r.err.strip().splitlines()) == 1 and "cannot connect" in r.err
-    assert sim.state_of(POS_TID)["pending_reversal"] is None  # nothing left the terminal: nothing to reverse
+    assert sim.state_of(POS_TID)["queue"] == []  # nothing left the terminal: nothing to reverse
 
 
 async def test_usage_errors_exit_2(sim: Sim) -> None:

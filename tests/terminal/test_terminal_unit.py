@@ -11,7 +11,7 @@ from switch.iso.codec import decode_message
 from switch.iso.profiles import CUP, ISO87
 from terminal_sim import messages as m
 from terminal_sim.money import format_yuan, parse_amount
-from terminal_sim.state import JournalEntry, PendingReversal, StateError, StateStore, TerminalState, WorkingKeys
+from terminal_sim.state import Forward, JournalEntry, StateError, StateStore, TerminalState, WorkingKeys
 from terminal_sim.terminal import Card, KeyCheckError, Terminal, recover_keys
 from tests.support.pos import PosTerminal
 
@@ -104,7 +104,7 @@ def test_state_round_trips_without_the_pan(tmp_path: Path) -> None:
     store = StateStore(tmp_path / "s")
     st = TerminalState("10000001", "898520154110001", batch="000004", stan=41)
     st.keys = WorkingKeys(bytes(range(16)), bytes(range(8)), bytes(16))
-    st.pending = PendingReversal("purchase", {"3": "000000", "4": "000000000100", "11": "000041"}, "A0", 1)
+    st.queue.append(Forward("purchase", {"3": "000000", "4": "000000000100", "11": "000041"}, "A0", 1))
     st.journal.append(
         JournalEntry(
             "purchase", "000040", "000004", 100, "RRN000000001", "123456", "1122", "990001******0019", pan=EX["pan"]
@@ -113,7 +113,8 @@ def test_state_round_trips_without_the_pan(tmp_path: Path) -> None:
     store.save(st)
     assert EX["pan"] not in store.path("10000001").read_text()
     back = store.load("10000001", "898520154110001")
-    assert back.keys == st.keys and back.pending == st.pending and back.stan == 41
+    assert back.keys == st.keys and back.queue == st.queue and back.stan == 41
+    assert back.pending is not None and back.pending.reason == "A0"
     assert back.journal[0].rrn == "RRN000000001" and back.journal[0].pan == ""
     store.path("10000001").write_text("{not json")
     with pytest.raises(StateError):
