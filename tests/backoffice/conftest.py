@@ -33,7 +33,8 @@ from switch.ledger import LedgerStore
 from switch.pipeline.adapters import open_services
 from switch.pipeline.engine import build_manager
 from switch.telemetry.metrics import Metrics
-from tests.support.ledger_db import TOKEN_KEY, fresh_ledger, open_test_store
+from tests.support.cards import pan
+from tests.support.ledger_db import TOKEN_KEY, fresh_ledger, open_test_store, token_of
 from tests.support.pos import PosTerminal
 from tests.support.realstack import hsm_config, tmk_under_lmk
 from tests.support.stack import TMK, base_config
@@ -56,16 +57,6 @@ MERCHANTS = {
 }
 
 
-def _luhn(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
-
-
 @dataclass(frozen=True)
 class Card:
     pan: str
@@ -86,13 +77,11 @@ class Card:
 
     @property
     def token(self) -> str:
-        from switch.backoffice.tokens import card_token
-
-        return card_token(self.pan, TOKEN_KEY)
+        return token_of(self.pan)
 
 
 def _card(seq: int, pin: str, status: str, balance: int, mobile: str, employer: str = "E001") -> Card:
-    return Card(_luhn(f"990001{seq:09d}"), pin, status, balance, mobile, f"M{seq:04d}", employer)
+    return Card(pan(seq), pin, status, balance, mobile, f"M{seq:04d}", employer)
 
 
 C1 = _card(1, "123456", "active", 50000, "13800000001")
@@ -103,7 +92,7 @@ INACTIVE = _card(5, "333333", "inactive", 0, "13800000005", employer="E002")
 NOMOBILE = _card(6, "444444", "active", 20000, "")
 CARDS = (C1, C2, NEARCAP, LOST, INACTIVE, NOMOBILE)
 #: program BIN, Luhn-valid, never provisioned
-UNKNOWN_PAN = _luhn(f"990001{999:09d}")
+UNKNOWN_PAN = pan(999)
 
 
 def provisioning_toml(tmk_lmk: str) -> str:

@@ -30,6 +30,7 @@ from switch.config import ProgramConfig
 from switch.ledger import LedgerStore, open_store
 from switch.ledger.migrate import init_database, migrate_sqlite
 from switch.ledger.provision import parse_provisioning, provision
+from tests.support.cards import pan
 
 PG_BASE = os.environ.get("SWITCH_TEST_PG", "postgresql://127.0.0.1:5432/test")
 TOKEN_KEY = "test-token-key"
@@ -123,18 +124,11 @@ async def open_test_store(
 
 
 # ------------------------------------------------------------------------------------------------ seed data
-def _luhn(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+def token_of(pan: str) -> str:
+    """The card token the test ledgers (keyed with ``TOKEN_KEY``) store for ``pan``."""
+    from switch.backoffice.tokens import card_token
 
-
-def pan(seq: int) -> str:
-    return _luhn(f"990001{seq:09d}")
+    return card_token(pan, TOKEN_KEY)
 
 
 MID = "898520154110001"
@@ -157,9 +151,7 @@ class SeedCard:
 
     @property
     def token(self) -> str:
-        from switch.backoffice.tokens import card_token
-
-        return card_token(self.pan, TOKEN_KEY)
+        return token_of(self.pan)
 
 
 CARD = SeedCard(pan(1), "active", 50000)

@@ -29,6 +29,7 @@ from typing import Any
 
 from switch.app import SwitchApp, start_switch
 from switch.config import SwitchConfig, with_overrides
+from tests.support.cards import luhn_complete, pan
 from tests.support.pos import PosTerminal
 
 TMK = "0123456789ABCDEFFEDCBA9876543210"
@@ -51,36 +52,25 @@ class Card:
     balance: int
 
 
-def _luhn_complete(body: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if i % 2 == 0:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
+#: the name ``tests/reliability/world.py`` imports
+_luhn_complete = luhn_complete
 
-
-def _pan(seq: int) -> str:
-    return _luhn_complete(f"990001{seq:09d}")
-
-
-CARD = Card(_pan(1), "123456", "3012", "active", 50000)
-CARD2 = Card(_pan(2), "654321", "3012", "active", 50000)
-LOW = Card(_pan(3), "111111", "3012", "active", 1000)
-NEARCAP = Card(_pan(4), "222222", "3012", "active", 499000)
-INACTIVE = Card(_pan(5), "333333", "3012", "inactive", 0)
-LOST = Card(_pan(6), "444444", "3012", "lost", 10000)
-FROZEN = Card(_pan(7), "555555", "3012", "frozen", 10000)
-CLOSED = Card(_pan(8), "666666", "3012", "closed", 0)
-EXPIRED = Card(_pan(9), "777777", "2001", "active", 10000)
-PINCARD = Card(_pan(10), "888888", "3012", "active", 50000)
-RICH = Card(_pan(11), "121212", "3012", "active", 500000)
+CARD = Card(pan(1), "123456", "3012", "active", 50000)
+CARD2 = Card(pan(2), "654321", "3012", "active", 50000)
+LOW = Card(pan(3), "111111", "3012", "active", 1000)
+NEARCAP = Card(pan(4), "222222", "3012", "active", 499000)
+INACTIVE = Card(pan(5), "333333", "3012", "inactive", 0)
+LOST = Card(pan(6), "444444", "3012", "lost", 10000)
+FROZEN = Card(pan(7), "555555", "3012", "frozen", 10000)
+CLOSED = Card(pan(8), "666666", "3012", "closed", 0)
+EXPIRED = Card(pan(9), "777777", "2001", "active", 10000)
+PINCARD = Card(pan(10), "888888", "3012", "active", 50000)
+RICH = Card(pan(11), "121212", "3012", "active", 500000)
 CARDS = (CARD, CARD2, LOW, NEARCAP, INACTIVE, LOST, FROZEN, CLOSED, EXPIRED, PINCARD, RICH)
 #: Luhn-valid, program BIN, never provisioned
-UNKNOWN_PAN = _pan(999)
+UNKNOWN_PAN = pan(999)
 #: Luhn-valid, outside the program's BIN ranges
-FOREIGN_PAN = _luhn_complete("622202000000001")
+FOREIGN_PAN = luhn_complete("622202000000001")
 #: program BIN, bad check digit
 BAD_LUHN_PAN = CARD.pan[:-1] + str((int(CARD.pan[-1]) + 1) % 10)
 
@@ -205,8 +195,9 @@ async def _start_fake(tmp_path: Path, program: dict[str, Any]) -> Stack:
 
     prov = tomllib.loads(provisioning_toml())
     cfg0 = base_config(**program).program
-    ledger = FakeLedger(cap=cfg0.balance_cap, daily_amount_limit=cfg0.daily_amount_limit,
-                        daily_count_limit=cfg0.daily_count_limit)
+    ledger = FakeLedger(
+        cap=cfg0.balance_cap, daily_amount_limit=cfg0.daily_amount_limit, daily_count_limit=cfg0.daily_count_limit
+    )
     for m in prov["merchant"]:
         ledger.merchants[m["mid"]] = MerchantRef(m["mid"], m["status"])
     for t in prov["terminal"]:
@@ -215,8 +206,16 @@ async def _start_fake(tmp_path: Path, program: dict[str, Any]) -> Stack:
         ledger.cards[c["pan"]] = FakeCard(c["pan"], c["expiry"], c["status"], c["pin"], c["balance"])
     cfg = base_config(**program)
     hsm, clock, metrics = FakeHsm(), FakeClock(window=cfg.program.settlement_window), Metrics()
-    deps = Deps(cfg.program, ledger, hsm, clock, metrics, acquirer_id=cfg.program.bins[0],
-                hsm_unavailable_errors=(TimeoutError,), ledger_unavailable_errors=(ConnectionError,))
+    deps = Deps(
+        cfg.program,
+        ledger,
+        hsm,
+        clock,
+        metrics,
+        acquirer_id=cfg.program.bins[0],
+        hsm_unavailable_errors=(TimeoutError,),
+        ledger_unavailable_errors=(ConnectionError,),
+    )
     app = await start_switch(cfg, handler=build_manager(deps))
     stack = Stack("fake", cfg, app)
     stack.metrics = metrics
