@@ -162,16 +162,19 @@ class LedgerStore:
     async def execute_early(self, req: Request) -> tuple[Outcome, Awaitable[None] | None]:
         """:meth:`execute` whose outcome may come before its commit is durable: ``(outcome, durable)``. The
         caller may build its answer meanwhile but lets it out only once ``durable`` (when not None) is done;
-        if ``durable`` raises (:class:`StoreUnavailable`), the outcome never took effect. Backends without
-        that (PostgreSQL) answer after the commit, with ``durable`` None."""
+        if ``durable`` raises (:class:`StoreUnavailable`), the outcome never took effect (the caller owns
+        ``durable``: await it or retrieve its exception). Backends without that (PostgreSQL) answer after the
+        commit, with ``durable`` None."""
         early = getattr(self.backend, "write_early", None)
         if early is None or self._down:
             return await self.execute(req), None
         fut, durable = early(lambda tx: operations.execute(tx, self.env, req))
-        durable.add_done_callback(_retrieve)  # nobody may wait for it (a failed operation, a cancelled caller)
         try:
             return await fut, durable
-        except DuplicateKey:
+        except BaseException as exc:
+            durable.add_done_callback(_retrieve)  # nobody waits for it now
+            if not isinstance(exc, DuplicateKey):
+                raise
             key = operations.pos_key(req.dup_key)
             stored = await self.read(lambda tx: operations.stored_outcome(tx, key))
             if stored is None:  # pragma: no cover - the key was journaled by a committed transaction

@@ -223,7 +223,9 @@ class LedgerAdapter:
                 self.cache.cards.drop(req.card_token)
             return out, None
 
-        def committed(_f: Any) -> None:
+        def committed(f: Any) -> None:
+            if not f.cancelled():
+                f.exception()  # retrieved here: the request may be gone (cancelled) before it waits for it
             self._commit.observe(_perf() - t, op=req.kind)
             if drop:
                 self.cache.cards.drop(req.card_token)  # again: a read between outcome and commit saw the old row
