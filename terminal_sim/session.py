@@ -43,7 +43,8 @@ class ForwardPolicy:
     limit: int = 20
     #: ... seconds since its first send: a record past both without a definitive answer is given up
     min_age_s: float = 600.0
-    #: pause before the next try after an answer that said "try again" (96, 91, A0, a bad MAC)
+    #: pause before the next try after an answer that said "try again" (96, 91, A0, a bad MAC); none by default:
+    #: the back-off is between occasions (the next command; the load generator's next turn)
     pause_s: float = 0.0
 
 
@@ -125,10 +126,7 @@ class Session:
             if self._queued(rec):
                 if last is not None and last.status == "not_sent":
                     raise SessionError(f"{rec.describe()} is owed but the switch is unreachable: {last.detail}")
-                raise SessionError(
-                    f"{rec.describe()} is still owed ({rec.attempts} of {self.policy.limit} sends,"
-                    f" last answer: {rec.last or 'none'})"
-                )
+                raise SessionError(f"{rec.describe()} is still owed ({rec.attempts} sends, last answer: {rec.last})")
         return out
 
     def _queued(self, rec: Forward) -> bool:
@@ -150,11 +148,12 @@ class Session:
                 if not signon:
                     break
                 out.append(await self._must_signon())
-            if last is not None and last.status in ("ok", "bad_mac"):  # "try again": give the switch a moment
-                await asyncio.sleep(self.policy.pause_s)
+            if self.policy.pause_s and last is not None and last.status in ("ok", "bad_mac"):
+                await asyncio.sleep(self.policy.pause_s)  # "try again": give the switch a moment
             try:
                 req = self.terminal.forward(rec)
             except ForwardError:
+                rec.last = "card data cannot be opened (another TMK?)"
                 self._give_up(rec)
                 break
             tries += 1

@@ -106,6 +106,32 @@ async def test_refund_approved_with_a_bad_mac_is_resent_and_credited_once(
     assert await stack.balance(CARD.pan) == CARD.balance - 3000
 
 
+async def test_an_advice_that_cannot_be_opened_is_given_up_printed_and_the_batch_does_not_balance(
+    stack: Stack, sim: Sim, proxy: LossyProxy
+) -> None:
+    p = await sim("purchase", "--pan", CARD.pan, "--amount", "4000")
+    rrn = field_of(p.out, "REF. NO.")
+    proxy.drop_replies = 3  # the switch records the refund; no answer ever reaches the terminal
+    r = await sim("refund", "--pan", CARD.pan, "--rrn", rrn, "--amount", "15.00", "--timeout", "0.3", port=proxy.port)
+    assert r.code == 1 and "no reply" in r.err and "advice kept" in r.err, r.err
+    assert await stack.balance(CARD.pan) == CARD.balance - 4000 + 1500
+    # the terminal's TMK was replaced (a new key ceremony): the sealed card data no longer opens
+    other = sim.keys.with_name("other-keys.toml")
+    other.write_text(sim.keys.read_text().replace(TMK, "1" * 32, 1))
+    sim2 = Sim(sim.capsys, other, sim.state, sim.port)
+    s = await sim2("settle")
+    assert s.code == 0, s.err
+    assert (
+        "given up: refund advice (trace 000003) " + mask_pan(CARD.pan) + " RMB 15.00 after 3 sends"
+        " (last answer: card data cannot be opened (another TMK?))"
+    ) in s.out
+    assert field_of(s.out, "CREDITS (HOST)") == "1 / RMB 15.00"
+    assert field_of(s.out, "CREDITS (POS)") == "0 / RMB 0.00"
+    assert field_of(s.out, "RECONCILIATION") == "对账不平 NOT BALANCED"  # how the operator learns of it
+    given_up = sim.state_of(POS_TID)["given_up"]
+    assert isinstance(given_up, list) and [(g["kind"], g["sealed"]) for g in given_up] == [("refund", "")]
+
+
 def _session(stack: Stack, policy: ForwardPolicy) -> Session:
     term = Terminal(TerminalState(POS_TID, MID), bytes.fromhex(TMK), CUP)
     return Session(term, Link("127.0.0.1", stack.port("cup"), CUP), timeout_s=5.0, policy=policy)
@@ -124,7 +150,7 @@ async def test_an_advice_is_given_up_only_past_both_bounds_and_the_terminal_goes
             assert a.rc == "96" and [(r.kind, r.attempts) for r in state.queue] == [("refund", 2)]
             # past the count but not the age: still owed, nothing new sent
             stan = state.stan
-            with pytest.raises(SessionError, match=r"refund advice \(trace 000003\) is still owed \(4 of 3"):
+            with pytest.raises(SessionError, match=r"refund advice \(trace 000003\) is still owed \(4 sends"):
                 await session.run(lambda t: t.balance(card))
             assert state.stan == stan and not session.given_up
             session.policy = ForwardPolicy(burst=2, limit=3, min_age_s=0)
