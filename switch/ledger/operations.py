@@ -176,6 +176,9 @@ async def purchase_by_rrn(tx: Tx, rrn: str) -> Original | None:
     )
 
 
+MERCHANT_TERMS_SQL = "SELECT account_id, mdr_bps, fee_cap, status FROM merchants WHERE mid = $1"
+
+
 async def merchant_terms(tx: Tx, mid: str) -> tuple[int, int, int, str] | None:
     """(payable account id, MDR bps, fee cap, status) of a merchant; read once per transaction (a group
     commit's operations share one: nothing in a POS transaction changes a merchant)."""
@@ -184,7 +187,7 @@ async def merchant_terms(tx: Tx, mid: str) -> tuple[int, int, int, str] | None:
     if key in memo:
         terms: tuple[int, int, int, str] | None = memo[key]
         return terms
-    r = await tx.fetchrow("SELECT account_id, mdr_bps, fee_cap, status FROM merchants WHERE mid = $1", mid)
+    r = await tx.fetchrow(MERCHANT_TERMS_SQL, mid)
     terms = None if r is None else (int(r[0]), int(r[1]), int(r[2]), r[3])
     memo[key] = terms
     return terms

@@ -50,7 +50,9 @@ _QUEUED_INSERTS = ("INSERT INTO postings ", "INSERT INTO notices ")
 _SCALARS = (
     "(SELECT array_agg(nextval(pg_get_serial_sequence('journal', 'id'))) FROM generate_series(1, $2::int)) AS ids, "
     "(SELECT last_closed FROM business_day, pg_advisory_xact_lock_shared($3) WHERE id = 1) AS last_closed, "
-    "(SELECT array_agg(idem_key) FROM journal WHERE idem_key = ANY($4::text[])) AS journaled"
+    "(SELECT array_agg(idem_key) FROM journal WHERE idem_key = ANY($4::text[])) AS journaled, "
+    "(SELECT array_agg(ARRAY[mid, account_id::text, mdr_bps::text, fee_cap::text, status]) FROM merchants "
+    "WHERE mid = ANY($5::text[])) AS merchants"
 )
 #: ... with the batch's card rows, locked in token order (concurrent batches lock in the same order)
 _PREFETCH = (
@@ -80,20 +82,22 @@ class PgBatchTx:
         self._queued: dict[str, list[Sequence[Any]]] = {}
         self._ids: deque[int] = deque()
 
-    async def prepare(self, tokens: Iterable[str], keys: Sequence[str]) -> set[str]:
-        """Lock and read the batch's cards (token order), take ids for its journal rows; the keys of ``keys``
-        that are journaled already."""
+    async def prepare(self, tokens: Iterable[str], keys: Sequence[str], mids: Iterable[str]) -> set[str]:
+        """Lock and read the batch's cards (token order), take ids for its journal rows, read its merchants'
+        terms (as ``operations.merchant_terms`` would); the keys of ``keys`` that are journaled already."""
         wanted = sorted({t for t in tokens if t})
-        args = (wanted, len(keys), BUSINESS_DAY_LOCK, list(keys))
+        args = (wanted, len(keys), BUSINESS_DAY_LOCK, list(keys), sorted({m for m in mids if m}))
         rows = await self._con.fetch(_PREFETCH, *args) if wanted else []
         for r in rows:
-            row = list(r)[:-3]
+            row = list(r)[:-4]
             self._cards[row[0]] = row
             self._accounts[int(row[2])] = row
-        scalars = rows[0][-3:] if rows else tuple((await self._con.fetchrow(_SCALARS_ONLY, *args))[1:])
-        ids, last_closed, journaled = scalars
+        scalars = rows[0][-4:] if rows else tuple((await self._con.fetchrow(_SCALARS_ONLY, *args))[1:])
+        ids, last_closed, journaled, merchants = scalars
         self._ids.extend(int(i) for i in ids or ())
         self._tx.known_last_closed(last_closed)
+        for mid, account_id, mdr_bps, fee_cap, status in merchants or ():
+            self.memo[("merchant", mid)] = (int(account_id), int(mdr_bps), int(fee_cap), status)
         return set(journaled or ())
 
     async def _take_ids(self, n: int) -> None:
@@ -185,8 +189,8 @@ class PgBatchTx:
                 await self._tx.executemany(sql, rows)
 
 
-#: (operation, its future, card token to lock, idempotency key)
-_Item = tuple[TxFn[Any], "asyncio.Future[Any]", str, str]
+#: (operation, its future, card token to lock, idempotency key, merchant id)
+_Item = tuple[TxFn[Any], "asyncio.Future[Any]", str, str, str]
 Transaction = Callable[[TxFn[Any]], Awaitable[Any]]
 
 
@@ -222,11 +226,11 @@ class PgWriter:
         self._wakeup = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._main(), name="ledger-pg-writer")
 
-    def submit(self, fn: TxFn[T], card_token: str, key: str) -> asyncio.Future[T]:
+    def submit(self, fn: TxFn[T], card_token: str, key: str, mid: str = "") -> asyncio.Future[T]:
         if self._closing or self._wakeup is None:
             raise StoreUnavailable("PostgreSQL ledger is closed")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._queue.append((fn, fut, card_token, key))
+        self._queue.append((fn, fut, card_token, key, mid))
         self._wakeup.set()
         return fut
 
@@ -259,9 +263,9 @@ class PgWriter:
         results: list[tuple[asyncio.Future[Any], bool, Any]] = []
         async with self._begin() as (con, tx):
             btx = PgBatchTx(con, self._rrns, tx)
-            keys = [key for _fn, _fut, _token, key in batch]
-            journaled = await btx.prepare((token for _fn, _fut, token, _key in batch), keys)
-            for fn, fut, _token, key in batch:
+            keys = [item[3] for item in batch]
+            journaled = await btx.prepare((item[2] for item in batch), keys, (item[4] for item in batch))
+            for fn, fut, _token, key, _mid in batch:
                 if key in journaled:  # a retransmission: answered from the journal by the caller
                     results.append((fut, False, DuplicateKey("")))
                     continue
@@ -287,7 +291,7 @@ class PgWriter:
         task.add_done_callback(self._replays.discard)
 
     async def _one_by_one(self, batch: list[_Item]) -> None:
-        for fn, fut, _token, _key in batch:
+        for fn, fut, *_rest in batch:
             if fut.done():
                 continue
             try:
@@ -298,3 +302,55 @@ class PgWriter:
                 continue
             if not fut.done():
                 fut.set_result(value)
+
+
+#: the duplicate lookup and the card ref of many requests in one statement (row ``i`` answers request ``i``)
+_LOOKUP_MANY = (
+    "SELECT q.i, j.fingerprint, j.rc, j.reply, c.token, c.expiry, c.status, c.pin_offset, c.pin_tries, c.pvk_ref "
+    "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS q(k, t, i) "
+    "LEFT JOIN journal j ON j.idem_key = q.k LEFT JOIN cards c ON c.token = q.t"
+)
+
+
+class PgLookups:
+    """Coalesces the per-request read (``operations.FIND_REPLY_AND_CARD_SQL``: duplicate lookup and card ref)
+    of the requests that arrive while one read is on its way into the next one statement: under load one
+    round trip serves many requests; alone, a request costs the one round trip it did before. The rows have the
+    single statement's columns, so ``operations.reply_and_card_of`` reads them unchanged."""
+
+    def __init__(self, fetch: Callable[[str, list[str], list[str]], Awaitable[list[Any]]], max_batch: int = 64) -> None:
+        self._fetch = fetch
+        self._max = max_batch
+        self._queue: deque[tuple[str, str, asyncio.Future[Any]]] = deque()
+        self._running = False
+        self._task: asyncio.Task[None] | None = None
+        self.statements = 0
+        self.lookups = 0
+
+    def lookup(self, key: str, token: str) -> asyncio.Future[Any]:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((key, token, fut))
+        if not self._running:
+            self._running = True
+            self._task = asyncio.get_running_loop().create_task(self._drain())  # held: the loop holds tasks weakly
+        return fut
+
+    async def _drain(self) -> None:
+        try:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._max))]
+                try:
+                    rows = await self._fetch(_LOOKUP_MANY, [k for k, _t, _f in batch], [t for _k, t, _f in batch])
+                except Exception as exc:
+                    for _k, _t, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                self.statements += 1
+                self.lookups += len(batch)
+                by_index = {int(r[0]): tuple(r)[1:] for r in rows}
+                for i, (_k, _t, fut) in enumerate(batch, 1):
+                    if not fut.done():
+                        fut.set_result(by_index.get(i))
+        finally:
+            self._running = False

@@ -23,7 +23,7 @@ import asyncpg
 from switch.ledger.errors import DuplicateKey, StoreUnavailable
 from switch.ledger.migrate import latest_version, pg_version
 from switch.ledger.pgbatch import BUSINESS_DAY_LOCK as _BUSINESS_DAY_LOCK
-from switch.ledger.pgbatch import PgWriter
+from switch.ledger.pgbatch import PgLookups, PgWriter
 from switch.ledger.tx import Row, TxFn
 
 T = TypeVar("T")
@@ -47,6 +47,15 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.InternalClientError,
 )
 _RETRYABLE: tuple[type[BaseException], ...] = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+
+
+class LedgerConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection released without asyncpg's reset statement (a round trip per release, on every
+    request's read): the ledger keeps no session state (no SET, no LISTEN, advisory locks are transaction
+    scoped, cursors live in transactions); an open transaction is still rolled back by the pool."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 class RrnBlocks:
@@ -155,10 +164,18 @@ class PostgresBackend:
         self._group_commit_max = group_commit_max
         #: POS operations in group commits (switch.ledger.pgbatch); None: one transaction each
         self.writer: PgWriter | None = None
+        #: the per-request duplicate/card reads of concurrent requests coalesced (switch.ledger.pgbatch)
+        self.lookups = PgLookups(self._fetch_all)
 
     async def open(self) -> None:
         try:
-            self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size, command_timeout=30)
+            self._pool = await asyncpg.create_pool(
+                self._dsn,
+                min_size=1,
+                max_size=self._pool_size,
+                command_timeout=30,
+                connection_class=LedgerConnection,
+            )
         except (*_UNAVAILABLE, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"cannot connect to the PostgreSQL ledger: {type(exc).__name__}") from None
         async with self._pool.acquire() as con:
@@ -172,12 +189,13 @@ class PostgresBackend:
             self.writer = PgWriter(self._batch, self.write, self._rrns, group_commit_max=self._group_commit_max)
             self.writer.start()
 
-    async def write_op(self, fn: TxFn[T], card_token: str = "", key: str = "") -> T:
+    async def write_op(self, fn: TxFn[T], card_token: str = "", key: str = "", mid: str = "") -> T:
         """A POS operation with idempotency key ``key``: in the next group commit (locking ``card_token``'s row
-        up front with the others); :class:`DuplicateKey` if ``key`` is journaled already."""
+        and reading merchant ``mid``'s terms up front with the others'); :class:`DuplicateKey` if ``key`` is
+        journaled already."""
         if self.writer is None:
             return await self.write(fn)
-        return await self.writer.submit(fn, card_token, key)
+        return await self.writer.submit(fn, card_token, key, mid)
 
     @contextlib.asynccontextmanager
     async def _batch(self) -> AsyncIterator[tuple[Any, PgTx]]:
@@ -233,6 +251,22 @@ class PostgresBackend:
             if err is exc:
                 raise
             raise err from None
+
+    async def _fetch_all(self, sql: str, *args: Any) -> list[Any]:
+        try:
+            async with self._pool.acquire(timeout=self._acquire_timeout_s) as con:
+                return list(await con.fetch(sql, *args))
+        except Exception as exc:
+            err = _translate(exc)
+            if err is exc:
+                raise
+            raise err from None
+
+    async def find_reply_and_card(self, key: str, token: str) -> Row | None:
+        """The row of ``operations.FIND_REPLY_AND_CARD_SQL`` for ``key``/``token``, read together with those of
+        other requests waiting at the same time (:class:`~switch.ledger.pgbatch.PgLookups`)."""
+        row: Row | None = await self.lookups.lookup(key, token)
+        return row
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         """One row of a single read statement (acquire, query, release)."""

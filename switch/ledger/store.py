@@ -70,14 +70,14 @@ class LedgerStore:
             raise StoreUnavailable("balance store marked unavailable")
         return await self.backend.write(fn)
 
-    async def _write_op(self, fn: TxFn[T], card_token: str, key: str) -> T:
+    async def _write_op(self, fn: TxFn[T], card_token: str, key: str, mid: str) -> T:
         """A POS operation: through the backend's group commit when it has one for them (PostgreSQL)."""
         if self._down:
             raise StoreUnavailable("balance store marked unavailable")
         write_op = getattr(self.backend, "write_op", None)
         if write_op is None:
             return await self.backend.write(fn)
-        value: T = await write_op(fn, card_token, key)
+        value: T = await write_op(fn, card_token, key, mid)
         return value
 
     async def read(self, fn: TxFn[T], *, snapshot: bool = False) -> T:
@@ -122,7 +122,11 @@ class LedgerStore:
         self, dup_key: tuple[str, ...], token: str
     ) -> tuple[StoredReply | None, CardRef | None]:
         """:meth:`find_reply` and :meth:`card_by_token` in one statement (one round trip on PostgreSQL)."""
-        row = await self._row(operations.FIND_REPLY_AND_CARD_SQL, operations.pos_key(dup_key), token)
+        key = operations.pos_key(dup_key)
+        many = getattr(self.backend, "find_reply_and_card", None)  # PostgreSQL: coalesced across requests
+        if many is not None and not self._down:
+            return operations.reply_and_card_of(await many(key, token))
+        row = await self._row(operations.FIND_REPLY_AND_CARD_SQL, key, token)
         return operations.reply_and_card_of(row)
 
     # -- LedgerPort: durable updates ------------------------------------------------------------------------------
@@ -143,7 +147,10 @@ class LedgerStore:
         """Apply ``req`` once; a second call with the same ``dup_key`` returns the stored outcome, no effect."""
         try:
             return await self._write_op(
-                lambda tx: operations.execute(tx, self.env, req), req.card_token, operations.pos_key(req.dup_key)
+                lambda tx: operations.execute(tx, self.env, req),
+                req.card_token,
+                operations.pos_key(req.dup_key),
+                req.mid,
             )
         except StoreUnavailable:
             # PostgreSQL: the connection may have been lost during or just after the COMMIT. Answering 91 for a
