@@ -54,6 +54,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, all processes: ours and any neighbour's)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # all but idle and iowait
+    return 0.0
+
+
 def machine() -> dict[str, Any]:
     """What the figures came from."""
     model = ""
@@ -341,11 +349,14 @@ def run_load(
         argv.append("--echo-baseline")
     watch = watch or {}
     cpu0 = {k: cpu_seconds(p) for k, p in watch.items()}
+    busy0 = machine_busy_s()
     t0 = time.monotonic()
     run(f"terminal-sim load ({name})", argv, base_env(workdir), timeout_s=duration_s + 300)
     wall = time.monotonic() - t0
     cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in watch.items()}
+    busy = machine_busy_s() - busy0
     report: dict[str, Any] = json.loads(out.read_text())
     report["_cpu_s"] = cpu
+    report["_busy_cores"] = round(busy / wall, 2) if wall > 0 else 0.0
     report["_wall_s"] = wall
     return report
