@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from switch.ledger import LedgerStore
 from switch.ledger.provision import parse_provisioning, provision
 from tests.ledger.reqs import request
+from tests.support.cards import pan
 from tests.support.ledger_db import (
     SeedCard,
     open_test_store,
-    pan,
     postgres_available,
     postgres_ledger,
     seed_document,

@@ -13,6 +13,8 @@ import json
 import signal
 import struct
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import iso8583
 
@@ -20,7 +22,7 @@ from switch.iso.profiles import PROFILES
 
 
 class EchoProtocol(asyncio.Protocol):
-    def __init__(self, spec: dict[str, dict[str, object]], prefix: int) -> None:
+    def __init__(self, spec: Mapping[str, Mapping[str, Any]], prefix: int) -> None:
         self._spec = spec
         self._prefix = prefix  # bytes of TPDU + header to copy through (cup)
         self._buf = b""

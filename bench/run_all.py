@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stack import PY, ROOT, BenchError, Stack, cpu_seconds, echo_server, machine, run_load, switch_stack
 from svgplot import latency_plot
 
+#: host steal above this (cores, averaged over a run) marks the run's latency figures as disturbed
+STEAL_WARN_CORES = 0.05
 PG_BASE = os.environ.get("SWITCH_BENCH_PG", os.environ.get("SWITCH_TEST_PG", "postgresql://127.0.0.1:5432/test"))
 
 
@@ -60,7 +62,7 @@ class Bench:
         return d
 
 
-def summarize(r: dict[str, Any], *, procs: dict[str, str]) -> dict[str, Any]:
+def summarize(r: dict[str, Any], *, procs: Mapping[str, object]) -> dict[str, Any]:
     """The figures of one load run: TPS, latency, RCs, and CPU per request of every process."""
     n = max(int(r["requests"]), 1)
     lat = r["latency_ms"]
@@ -75,6 +77,7 @@ def summarize(r: dict[str, Any], *, procs: dict[str, str]) -> dict[str, Any]:
         "cpu_us_per_request": {"generator": r["client"]["cpu_us_per_message"]},
         # the whole machine (every process, neighbours too): shows which runs saturate the cores
         "machine_busy_cores": r.get("_busy_cores"),
+        "machine_steal_cores": r.get("_steal_cores"),
     }
     for name in procs:
         out["cpu_us_per_request"][name] = round(r["_cpu_s"][name] * 1e6 / n, 1)
@@ -83,10 +86,12 @@ def summarize(r: dict[str, Any], *, procs: dict[str, str]) -> dict[str, Any]:
 
 def line(label: str, s: dict[str, Any]) -> str:
     cpu = ", ".join(f"{k} {v:.0f}" for k, v in s["cpu_us_per_request"].items())
-    busy = s.get("machine_busy_cores")
+    busy, steal = s.get("machine_busy_cores"), s.get("machine_steal_cores")
     return (
         f"{label:<28}{s['tps']:>9,.0f} TPS  p50 {s['p50_ms']:6.2f}  p99 {s['p99_ms']:7.2f}  max {s['max_ms']:7.1f} ms"
-        f"  | CPU µs/req: {cpu}" + (f" | machine busy {busy:.2f}/{os.cpu_count()} cores" if busy is not None else "")
+        f"  | CPU µs/req: {cpu}"
+        + (f" | machine busy {busy:.2f}/{os.cpu_count()} cores" if busy is not None else "")
+        + (f", steal {steal:.2f}" if steal is not None else "")
     )
 
 
@@ -113,8 +118,13 @@ def load_on(
     )
     bad = {rc: n for rc, n in r["rc"].items() if rc != "00"}
     s = summarize(r, procs=watch)
+    warnings = []
     if bad or r["timeouts"]:
-        s["warning"] = f"non-approved answers {bad}, timeouts {r['timeouts']}"
+        warnings.append(f"non-approved answers {bad}, timeouts {r['timeouts']}")
+    if (s.get("machine_steal_cores") or 0) > STEAL_WARN_CORES:
+        warnings.append(f"the hypervisor took {s['machine_steal_cores']:.2f} cores (steal): latency figures disturbed")
+    if warnings:
+        s["warning"] = "; ".join(warnings)
     return s
 
 
@@ -212,6 +222,8 @@ def bench_latency(b: Bench) -> dict[str, Any]:
             s["share"] = share
             points.append(s)
             print("  " + line(f"offered {share:.0%} ({s['offered_tps']} TPS)", s), flush=True)
+            if "warning" in s:
+                print(f"   warning: {s['warning']}", flush=True)
     half = next(p for p in points if p["share"] == 0.5)
     svg = b.workdir / "latency.svg"
     svg.write_text(latency_plot(points, title=f"Purchases, SQLite FULL, {b.args.terminals} terminals"))

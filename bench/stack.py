@@ -54,12 +54,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, all processes: ours and any neighbour's)."""
+def machine_cpu_s() -> tuple[float, float]:
+    """(busy, steal): CPU seconds the whole machine has spent busy (all cores, every process: ours and any
+    neighbour's; user, nice, system, irq, softirq) and those the hypervisor took from this VM (steal: time our
+    processes were ready to run but the host ran someone else, which shows as latency, not as busy)."""
     with contextlib.suppress(OSError, ValueError, IndexError):
         f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # all but idle and iowait
-    return 0.0
+        return (f[0] + f[1] + f[2] + f[5] + f[6]) / CLK_TCK, f[7] / CLK_TCK
+    return 0.0, 0.0
 
 
 def machine() -> dict[str, Any]:
@@ -284,8 +286,8 @@ def switch_stack(
         sw.wait_listening(workers)
         yield Stack(workdir, env, keys, hsm, sw, servers)
     finally:
-        for s in reversed(servers):
-            s.stop()
+        for server in reversed(servers):
+            server.stop()
 
 
 @contextlib.contextmanager
@@ -349,14 +351,15 @@ def run_load(
         argv.append("--echo-baseline")
     watch = watch or {}
     cpu0 = {k: cpu_seconds(p) for k, p in watch.items()}
-    busy0 = machine_busy_s()
+    busy0, steal0 = machine_cpu_s()
     t0 = time.monotonic()
     run(f"terminal-sim load ({name})", argv, base_env(workdir), timeout_s=duration_s + 300)
     wall = time.monotonic() - t0
     cpu = {k: cpu_seconds(p) - cpu0[k] for k, p in watch.items()}
-    busy = machine_busy_s() - busy0
+    busy1, steal1 = machine_cpu_s()
     report: dict[str, Any] = json.loads(out.read_text())
     report["_cpu_s"] = cpu
-    report["_busy_cores"] = round(busy / wall, 2) if wall > 0 else 0.0
+    report["_busy_cores"] = round((busy1 - busy0) / wall, 2) if wall > 0 else 0.0
+    report["_steal_cores"] = round((steal1 - steal0) / wall, 3) if wall > 0 else 0.0
     report["_wall_s"] = wall
     return report
