@@ -41,7 +41,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from stack import PY, ROOT, BenchError, Stack, cpu_seconds, echo_server, machine, run_load, switch_stack
+from stack import (
+    PY,
+    ROOT,
+    BenchError,
+    Stack,
+    cpu_seconds,
+    echo_server,
+    machine,
+    postgres_pid,
+    run_load,
+    switch_stack,
+)
 from svgplot import latency_plot
 
 #: host steal above this (cores, averaged over a run) marks the run's latency figures as disturbed
@@ -105,6 +116,9 @@ def load_on(
     terminals: int | None = None,
 ) -> dict[str, Any]:
     watch = {"switch": st.switch.pid, "hsm": st.hsm.pid}
+    pg = postgres_pid() if st.env.get("SWITCH_DATABASE_DSN", "").startswith("postgres") else None
+    if pg is not None:
+        watch["postgres"] = pg  # the postmaster and its backends: the database's CPU per purchase
     r = run_load(
         st.cup_port,
         st.keys,

@@ -54,6 +54,21 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def postgres_pid() -> int | None:
+    """The local PostgreSQL postmaster (a ``postgres`` process whose parent is not one), if this machine runs
+    one: its CPU and its backends' is PostgreSQL's share of a run (a server on another host is not seen)."""
+    comm: dict[int, tuple[str, int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            text = stat.read_text()
+            name = text[text.index("(") + 1 : text.rindex(")")]
+            comm[int(stat.parent.name)] = (name, int(text.rsplit(")", 1)[1].split()[1]))
+    for pid, (name, ppid) in sorted(comm.items()):
+        if name == "postgres" and comm.get(ppid, ("", 0))[0] != "postgres":
+            return pid
+    return None
+
+
 def machine_cpu_s() -> tuple[float, float]:
     """(busy, steal): CPU seconds the whole machine has spent busy (all cores, every process: ours and any
     neighbour's; user, nice, system, irq, softirq) and those the hypervisor took from this VM (steal: time our
