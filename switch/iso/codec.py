@@ -482,7 +482,5 @@ def reply_to(request: IsoMessage) -> IsoMessage:
         mti=reply_mti(request.mti),
         fields={k: fields[k] for k in ECHOED_FIELDS if k in fields},
         tpdu=request.tpdu.swapped() if request.tpdu is not None else None,
-        header=(
-            None if request.header is None else request.header.with_processing_requirement(PROCESSING_NONE)
-        ),
+        header=(None if request.header is None else request.header.with_processing_requirement(PROCESSING_NONE)),
     )

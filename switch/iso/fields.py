@@ -222,8 +222,7 @@ class SettlementGroup:
         ):
             raise FieldFormatError(DE.SETTLEMENT_TOTALS)
         return (
-            f"{self.debit_amount:012d}{self.debit_count:03d}"
-            f"{self.credit_amount:012d}{self.credit_count:03d}{self.code}"
+            f"{self.debit_amount:012d}{self.debit_count:03d}{self.credit_amount:012d}{self.credit_count:03d}{self.code}"
         )
 
 

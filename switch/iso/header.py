@@ -64,7 +64,10 @@ class CupHeader:
     def encode(self) -> bytes:
         """The 6 wire bytes."""
         return bytes.fromhex(
-            self.app_class + self.software_version + self.terminal_status + self.processing_requirement
+            self.app_class
+            + self.software_version
+            + self.terminal_status
+            + self.processing_requirement
             + self.sub_version
         )
 

@@ -80,8 +80,19 @@ FieldPlan = tuple[str, int, int, str, int, bool, bool, str, str, str, int]
 
 
 def _plan(f: FieldLayout) -> FieldPlan:
-    return (f.key, f.len_type, f.len_kind, f.len_codec, f.max_len, f.nibbles, f.binary, f.data_codec,
-            f.pad_side, f.pad_char.lower(), f.check)
+    return (
+        f.key,
+        f.len_type,
+        f.len_kind,
+        f.len_codec,
+        f.max_len,
+        f.nibbles,
+        f.binary,
+        f.data_codec,
+        f.pad_side,
+        f.pad_char.lower(),
+        f.check,
+    )
 
 
 @dataclass(frozen=True, slots=True)

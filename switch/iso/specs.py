@@ -49,6 +49,8 @@ SpecDict = dict[str, dict[str, Any]]
 ISO87_SPEC: SpecDict = copy.deepcopy(iso8583.specs.default)
 
 
+# spec dicts as compact records, like pyiso8583's own specs
+# fmt: off
 def _n(max_digits: int, desc: str) -> dict[str, Any]:
     """Fixed numeric, BCD, left-aligned, right pad 0 (see the module docstring)."""
     return {"data_enc": "b", "len_enc": "bcd", "len_type": 0, "max_len": max_digits,
@@ -59,6 +61,7 @@ def _n_var(len_type: int, max_digits: int, desc: str) -> dict[str, Any]:
     """LL/LLL numeric (or track ``z``): BCD length in digits, BCD data left-aligned, right pad 0."""
     return {"data_enc": "b", "len_enc": "bcd", "len_type": len_type, "max_len": max_digits,
             "len_count": "nibbles", "right_pad": "0", "desc": desc}
+# fmt: on
 
 
 def _a(max_chars: int, desc: str) -> dict[str, Any]:

@@ -137,6 +137,7 @@ class LedgerPort(Protocol):
         """The duplicate lookup and, in the same read when the card ref is not cached, the card:
         ``(stored, card, card_read)`` (``card`` is meaningful only when ``card_read``)."""
         ...
+
     async def execute(self, req: Request) -> Outcome: ...
 
 

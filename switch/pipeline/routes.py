@@ -53,6 +53,8 @@ _PAN = (("2", "35"),)
 _PAN_EXP = (("2", "35"), ("14", "35"))
 _FIN = ("3", "11", "22", "25", "41", "42", "49", "60")
 
+# a table: one route per entry reads better than one argument per line
+# fmt: off
 ROUTES: tuple[Route, ...] = (
     Route(
         "signon", "0800", nmics=("003", "004"), mandatory=("11", "41", "42", "60"), dedupe=False,
@@ -106,6 +108,7 @@ REVERSAL = Route(
     "reversal", "0400", mandatory=("3", "4", "11", "39", "41", "42", "60"), mac=True,
     steps=(*_FRONT, "reversal"), reply_adds=("37", "39", "64"),
 )
+# fmt: on
 
 _BY_KEY: dict[tuple[str, str, str, str], Route] = {}
 _BY_NMIC: dict[tuple[str, str], Route] = {}
