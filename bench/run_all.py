@@ -49,7 +49,7 @@ from stack import (
     cpu_seconds,
     echo_server,
     machine,
-    postgres_pid,
+    postmaster_of,
     run_load,
     switch_stack,
 )
@@ -92,7 +92,24 @@ def summarize(r: dict[str, Any], *, procs: Mapping[str, object]) -> dict[str, An
     }
     for name in procs:
         out["cpu_us_per_request"][name] = round(r["_cpu_s"][name] * 1e6 / n, 1)
+    warnings = []
+    bad = {rc: k for rc, k in r["rc"].items() if rc != "00"}
+    if bad or r["timeouts"]:
+        warnings.append(f"non-approved answers {bad}, timeouts {r['timeouts']}")
+    if (out["machine_steal_cores"] or 0) > STEAL_WARN_CORES:
+        warnings.append(
+            f"the hypervisor took {out['machine_steal_cores']:.2f} cores (steal): latency figures disturbed"
+        )
+    if warnings:
+        out["warning"] = "; ".join(warnings)
     return out
+
+
+def show(label: str, s: dict[str, Any]) -> None:
+    """Print a run's line and, under it, what disturbed it."""
+    print("  " + line(label, s), flush=True)
+    if "warning" in s:
+        print(f"   warning: {s['warning']}", flush=True)
 
 
 def line(label: str, s: dict[str, Any]) -> str:
@@ -114,11 +131,9 @@ def load_on(
     rate: float | None = None,
     duration: float | None = None,
     terminals: int | None = None,
+    also_watch: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    watch = {"switch": st.switch.pid, "hsm": st.hsm.pid}
-    pg = postgres_pid() if st.env.get("SWITCH_DATABASE_DSN", "").startswith("postgres") else None
-    if pg is not None:
-        watch["postgres"] = pg  # the postmaster and its backends: the database's CPU per purchase
+    watch = {"switch": st.switch.pid, "hsm": st.hsm.pid, **(also_watch or {})}
     r = run_load(
         st.cup_port,
         st.keys,
@@ -130,16 +145,7 @@ def load_on(
         watch=watch,
         name=name,
     )
-    bad = {rc: n for rc, n in r["rc"].items() if rc != "00"}
-    s = summarize(r, procs=watch)
-    warnings = []
-    if bad or r["timeouts"]:
-        warnings.append(f"non-approved answers {bad}, timeouts {r['timeouts']}")
-    if (s.get("machine_steal_cores") or 0) > STEAL_WARN_CORES:
-        warnings.append(f"the hypervisor took {s['machine_steal_cores']:.2f} cores (steal): latency figures disturbed")
-    if warnings:
-        s["warning"] = "; ".join(warnings)
-    return s
+    return summarize(r, procs=watch)
 
 
 # --------------------------------------------------------------------------------------------- scenarios
@@ -185,22 +191,27 @@ class PgSchema:
         sep = "&" if "?" in PG_BASE else "?"
         self.dsn = f"{PG_BASE}{sep}search_path={self.schema}"
 
-    def _sql(self, sql: str) -> None:
+        #: the server's postmaster when it runs on this machine (its CPU is reported), else None
+        self.postmaster: int | None = None
+
+    def _sql(self, sql: str) -> int | None:
+        """Run ``sql``; the postmaster of the backend that ran it, if the server is on this machine."""
         import asyncio
 
         import asyncpg
 
-        async def go() -> None:
+        async def go() -> int | None:
             con = await asyncio.wait_for(asyncpg.connect(PG_BASE), 5)
             try:
                 await con.execute(sql)
+                return postmaster_of(con.get_server_pid())  # while the backend lives
             finally:
                 await con.close()
 
-        asyncio.run(go())
+        return asyncio.run(go())
 
     def __enter__(self) -> str:
-        self._sql(f"CREATE SCHEMA {self.schema}")
+        self.postmaster = self._sql(f"CREATE SCHEMA {self.schema}")
         return self.dsn
 
     def __exit__(self, *exc: object) -> None:
@@ -208,11 +219,10 @@ class PgSchema:
 
 
 def _postgres(b: Bench, workers: int, name: str) -> dict[str, Any]:
-    with (
-        PgSchema() as dsn,
-        switch_stack(b.dir(name), dsn=dsn, workers=workers, terminals=max(64, b.args.terminals)) as st,
-    ):
-        return load_on(b, st, "max", terminals=b.args.terminals * (2 if workers > 1 else 1))
+    pg = PgSchema()
+    with pg as dsn, switch_stack(b.dir(name), dsn=dsn, workers=workers, terminals=max(64, b.args.terminals)) as st:
+        also = {"postgres": pg.postmaster} if pg.postmaster is not None else {}
+        return load_on(b, st, "max", terminals=b.args.terminals * (2 if workers > 1 else 1), also_watch=also)
 
 
 def bench_postgres(b: Bench) -> dict[str, Any]:
@@ -235,9 +245,7 @@ def bench_latency(b: Bench) -> dict[str, Any]:
             s["offered_tps"] = round(top * share)
             s["share"] = share
             points.append(s)
-            print("  " + line(f"offered {share:.0%} ({s['offered_tps']} TPS)", s), flush=True)
-            if "warning" in s:
-                print(f"   warning: {s['warning']}", flush=True)
+            show(f"offered {share:.0%} ({s['offered_tps']} TPS)", s)
     half = next(p for p in points if p["share"] == 0.5)
     svg = b.workdir / "latency.svg"
     svg.write_text(latency_plot(points, title=f"Purchases, SQLite FULL, {b.args.terminals} terminals"))
@@ -268,7 +276,7 @@ SCENARIOS: dict[str, Callable[[Bench], dict[str, Any]]] = {
 
 
 # --------------------------------------------------------------------------------------------- report
-def cpu_budget(res: dict[str, Any], cores: int | None = None) -> list[tuple[str, str, str, bool | None]]:
+def cpu_budget(res: dict[str, Any], cores: int) -> list[tuple[str, str, str, bool | None]]:
     """What the throughput target leaves the switch on this machine, from the CPU each process spent in this run.
 
     Here the load generator, the HSM simulator and the switch share the machine's cores. Reaching
@@ -281,7 +289,6 @@ def cpu_budget(res: dict[str, Any], cores: int | None = None) -> list[tuple[str,
     echo, full = res.get("echo"), res.get("full")
     if not echo or not full or not echo.get("tps"):
         return []
-    cores = cores or os.cpu_count() or 1
     f = full["cpu_us_per_request"]
     others_us = f["generator"] + f["hsm"]
     half_rate = 0.5 * echo["tps"]
@@ -298,8 +305,8 @@ def cpu_budget(res: dict[str, Any], cores: int | None = None) -> list[tuple[str,
     ]
 
 
-def ratios(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
-    """(what, value, SPEC target, met) for each §11 figure that this run measured."""
+def ratios(res: dict[str, Any], cores: int) -> list[tuple[str, str, str, bool | None]]:
+    """(what, value, SPEC target, met) for each §11 figure that this run measured on ``cores`` cores."""
     out: list[tuple[str, str, str, bool | None]] = []
     echo = res.get("echo", {}).get("tps")
     for key, label in (
@@ -312,7 +319,7 @@ def ratios(res: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             out.append(
                 (label, f"{r:.2f}", ">= 0.50" if key == "full" else "(info)", r >= 0.5 if key == "full" else None)
             )
-    out += cpu_budget(res)
+    out += cpu_budget(res, cores)
     if "full" in res and "normal" in res:
         r = res["full"]["tps"] / res["normal"]["tps"]
         out.append(("FULL / NORMAL", f"{r:.2f}", ">= 0.80", r >= 0.8))
@@ -365,12 +372,10 @@ def main() -> int:
             continue
         r = b.results[name]
         if "tps" in r:
-            print("  " + line(name, r), flush=True)
-            if "warning" in r:
-                print(f"   warning: {r['warning']}")
+            show(name, r)
         elif name == "workers":
             for k in ("workers_1", "workers_2"):
-                print("  " + line(k, r[k]), flush=True)
+                show(k, r[k])
         elif name == "batch":
             for k, v in r.items():
                 print(f"   {k}: {v['seconds']} s", flush=True)
@@ -379,10 +384,11 @@ def main() -> int:
         k: v for k, v in b.results.items() if "error" in v
     }
     report["results"] = b.results
-    report["ratios"] = [{"what": w, "value": v, "target": t, "met": m} for w, v, t, m in ratios(b.results)]
+    spec = ratios(b.results, os.cpu_count() or 1)
+    report["ratios"] = [{"what": w, "value": v, "target": t, "met": m} for w, v, t, m in spec]
     report["bench_cpu_s"] = round(cpu_seconds(os.getpid()) - cpu0, 1)
     print("\n== SPEC §11")
-    for w, v, t, m in ratios(b.results):
+    for w, v, t, m in spec:
         mark = "" if m is None else ("  ok" if m else "  NOT MET")
         print(f"   {w:<40}{v:>12}   target {t}{mark}")
     out = Path(args.json) if args.json else workdir / "report.json"

@@ -39,34 +39,40 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _stat(pid: int) -> tuple[str, list[str]] | None:
+    """``(comm, the fields after it)`` of ``/proc/PID/stat`` (field 3, state, comes first), or None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    head, _, rest = text.rpartition(")")
+    return head.partition("(")[2], rest.split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants (worker processes)."""
     total = 0.0
     stack = [pid]
     while stack:
         p = stack.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+        stat = _stat(p)
+        if stat is None:
             continue
+        fields = stat[1]
         total += (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
         stack += _children(p)
     return total
 
 
-def postgres_pid() -> int | None:
-    """The local PostgreSQL postmaster (a ``postgres`` process whose parent is not one), if this machine runs
-    one: its CPU and its backends' is PostgreSQL's share of a run (a server on another host is not seen)."""
-    comm: dict[int, tuple[str, int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            text = stat.read_text()
-            name = text[text.index("(") + 1 : text.rindex(")")]
-            comm[int(stat.parent.name)] = (name, int(text.rsplit(")", 1)[1].split()[1]))
-    for pid, (name, ppid) in sorted(comm.items()):
-        if name == "postgres" and comm.get(ppid, ("", 0))[0] != "postgres":
-            return pid
-    return None
+def postmaster_of(backend_pid: int) -> int | None:
+    """The postmaster of a PostgreSQL backend on this machine (its parent, if that is a ``postgres`` process): its
+    CPU and its backends' is the database's share of a run. None when the server runs elsewhere."""
+    stat = _stat(backend_pid)
+    if stat is None or stat[0] != "postgres":
+        return None
+    parent = int(stat[1][1])  # ppid (field 4)
+    up = _stat(parent)
+    return parent if up is not None and up[0] == "postgres" else None
 
 
 def machine_cpu_s() -> tuple[float, float]:
